@@ -32,3 +32,7 @@ class NotFittedError(QeuoptError, ValueError, AttributeError):
 
 class RatingError(QeuoptError, ValueError):
     """A rating or a ratings file row is invalid."""
+
+
+class DesignError(QeuoptError, ValueError):
+    """Factors do not fit the requested design (array too small, too many levels...)."""
