@@ -1,0 +1,47 @@
+"""qeuopt: designed experiments for Stable Diffusion prompts and parameters.
+
+    study file (TOML) ──▶ Space of Factors ──▶ Design (orthogonal array | full | Optuna)
+          │                                          │ one Optuna trial per Condition
+          ▼                                          ▼
+    validation (before any model loads)     Generator (diffusers, one batched call per grid)
+                                                     │ PNGs with A1111 `parameters`, labelled grid
+                                                     ▼
+                                            Scorer (CLIP cosine; human ratings)
+                                                     │
+                                                     ▼
+                                            Tracker (MLflow: parent run per study,
+                                                     child run per condition)
+                                                     │
+                                                     ▼
+                                  Models (Taguchi effects, T-method, pair factorization)
+                                                     │
+                                                     ▼
+                                  Recommender ──▶ prompt sets (CSV, JSON, A1111, study TOML)
+
+Importing this package loads no torch, diffusers, transformers or mlflow: the names
+below resolve on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from qeuopt.exceptions import QeuoptError, StudyError
+from qeuopt.space import Condition, Factor, Space
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Study": "qeuopt.study",
+    "RunSummary": "qeuopt.study",
+    "load_study_file": "qeuopt.validation",
+}
+
+__all__ = ["Condition", "Factor", "QeuoptError", "Space", "Study", "StudyError", "RunSummary",
+           "load_study_file", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'qeuopt' has no attribute {name!r}")

@@ -1,0 +1,98 @@
+"""PNG files that AUTOMATIC1111, Forge and image browsers can read, and labelled grids.
+
+A1111 keeps generation data in a PNG text chunk named ``parameters``::
+
+    <prompt>
+    Negative prompt: <negative prompt>
+    Steps: 30, Sampler: Euler, CFG scale: 8.0, Seed: 1234, Size: 512x512, Model: ...
+
+Values that contain ``,``, ``:`` or a newline are written JSON-quoted, as A1111 does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
+
+NEGATIVE_PREFIX = "Negative prompt: "
+# key: value pairs of the last line; a value is either JSON-quoted or runs to the next comma
+_PAIR = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",:\n") else text
+
+
+def format_parameters(prompt: str, negative: str, fields: Mapping[str, Any]) -> str:
+    """The ``parameters`` text for one image; ``fields`` in A1111's order and names."""
+    lines = [prompt]
+    if negative:
+        lines.append(NEGATIVE_PREFIX + negative)
+    lines.append(", ".join(f"{key}: {_quote(value)}" for key, value in fields.items()))
+    return "\n".join(lines)
+
+
+def parse_parameters(text: str) -> dict[str, str]:
+    """Read ``parameters`` text back: ``prompt``, ``negative_prompt`` and every field."""
+    *head, last = text.strip("\n").split("\n")
+    if not _PAIR.match(last) or ":" not in last:  # no settings line: it is all prompt
+        head, last = head + [last], ""
+    prompt_lines, negative_lines = [], []
+    for line in head:
+        if negative_lines or line.startswith(NEGATIVE_PREFIX):
+            negative_lines.append(line.removeprefix(NEGATIVE_PREFIX))
+        else:
+            prompt_lines.append(line)
+    result = {"prompt": "\n".join(prompt_lines), "negative_prompt": "\n".join(negative_lines)}
+    for key, value in _PAIR.findall(last):
+        result[key.strip()] = json.loads(value) if value.startswith('"') else value.strip()
+    return result
+
+
+def save_png(image: Image.Image, path: str | Path, parameters: str) -> Path:
+    """Save with the ``parameters`` chunk; written beside then renamed, never half-written."""
+    path = Path(path)
+    info = PngInfo()
+    info.add_text("parameters", parameters)
+    partial = path.with_name(path.name + ".partial")
+    image.save(partial, format="PNG", pnginfo=info)
+    partial.replace(path)
+    return path
+
+
+def read_parameters(path: str | Path) -> str | None:
+    with Image.open(path) as image:
+        return image.text.get("parameters")
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: fixed bitmap font
+        return ImageFont.load_default()
+
+
+def labelled_grid(images: Sequence[Image.Image], rows: int, cols: int,
+                  header: Sequence[str], captions: Sequence[str] = ()) -> Image.Image:
+    """Images in rows x cols under a header listing the factor levels, each with a caption."""
+    width, height = images[0].size
+    size = max(10, min(24, width // 12))
+    font, line = _font(size), size + 4
+    header_h, caption_h = line * len(header) + 8, line if captions else 0
+    cell_h = height + caption_h
+    grid = Image.new("RGB", (cols * width, header_h + rows * cell_h), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, text in enumerate(header):
+        draw.text((4, 4 + i * line), text, fill="black", font=font)
+    for k, image in enumerate(images):
+        x, y = (k % cols) * width, header_h + (k // cols) * cell_h
+        grid.paste(image.convert("RGB"), (x, y))
+        if captions:
+            draw.text((x + 4, y + height + 2), captions[k], fill="black", font=font)
+    return grid
