@@ -64,7 +64,7 @@ def test_img2img_strength_that_rounds_to_zero_steps(tmp_path):
 def test_levels_that_do_not_fit_the_array():
     data = study_data(design={"kind": "L4"})
     problems = problems_of(data)
-    assert any("`design.array`" in p or "L4" in p for p in problems)
+    assert any("`design.kind`" in p and "L4" in p for p in problems)
 
 
 def test_pickle_checkpoint_allowed_when_asked(tmp_path):

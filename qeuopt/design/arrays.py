@@ -44,7 +44,7 @@ import numpy as np
 
 from qeuopt.exceptions import DesignError
 
-ARRAY_FIELD = "design.array"  # the study field named in error messages
+ARRAY_FIELD = "design.kind"  # the study field named in error messages
 
 _NOTATION = {
     "L4": "L4(2^3)",

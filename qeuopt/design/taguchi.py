@@ -215,7 +215,7 @@ def _check_kind(kind: str) -> None:
         raise DesignError(f"`sn`: allowed: {', '.join(SN_KINDS)}; given {kind!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # DataFrames have no single truth value to compare by
 class TaguchiAnalysis:
     """Main effects, ANOVA, optimum and additive prediction of a Taguchi experiment.
 
@@ -274,9 +274,9 @@ def analyze(frame: pd.DataFrame, factors: Sequence[str] | Mapping[str, Sequence]
     n_eff = N / (1 + dof of those factors) and N the number of observations.
     """
     _check_kind(sn)
-    orders = _level_orders(frame, factors)
-    names = list(orders)
+    names = list(factors)
     data, key = _observations(frame, names, response, condition)
+    orders = _level_orders(data, factors)  # after dropping NaN responses: only levels with data
     runs = _condition_table(data, names, response, key, sn)
     effects = _effects(runs, orders)
     anova = _anova(data, names, response, pool)
@@ -312,14 +312,8 @@ def _additive(effects: pd.DataFrame, grand_mean: float, used: list[str], conditi
     return total
 
 
-def _level_orders(frame: pd.DataFrame, factors) -> dict[str, list]:
-    names = list(factors)
-    missing = [f for f in names if f not in frame.columns]
-    if missing:
-        raise DesignError(f"`factors`: columns {missing} are not in the data; columns are {list(frame.columns)}")
-    if not names:
-        raise DesignError("`factors`: at least one factor column is needed; given none")
-    orders = {f: list(pd.unique(frame[f])) for f in names}
+def _level_orders(data: pd.DataFrame, factors) -> dict[str, list]:
+    orders = {f: list(pd.unique(data[f])) for f in factors}
     if isinstance(factors, Mapping):
         for f, given in factors.items():
             unknown = [v for v in orders[f] if v not in list(given)]
@@ -330,6 +324,10 @@ def _level_orders(frame: pd.DataFrame, factors) -> dict[str, list]:
 
 
 def _observations(frame: pd.DataFrame, names: list[str], response: str, condition: str | None):
+    missing = [f for f in names if f not in frame.columns]
+    if missing or not names:
+        raise DesignError(f"`factors`: at least one factor column of the data is needed; given {names} "
+                          f"(missing {missing}); columns are {list(frame.columns)}")
     for column, field_name in ((response, "response"), (condition, "condition")):
         if column is not None and column not in frame.columns:
             raise DesignError(f"`{field_name}`: column {column!r} is not in the data; "

@@ -87,6 +87,7 @@ class DiffusionGenerator:
             from diffusers import AutoPipelineForImage2Image
 
             self._pipes[mode] = AutoPipelineForImage2Image.from_pipe(self._pipes["txt2img"])
+            self._pipes[mode].set_progress_bar_config(disable=True)  # not carried over by from_pipe
         return self._pipes[mode]
 
     def scheduler(self, name: str, pipe):
