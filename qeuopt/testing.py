@@ -143,7 +143,8 @@ def _corpus_words(lines: list[str]) -> Counter:
     backend = CLIPTokenizer().backend_tokenizer
     words = Counter()
     for line in lines:
-        for word, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(line)):
+        text = backend.normalizer.normalize_str(line)
+        for word, _ in backend.pre_tokenizer.pre_tokenize_str(text):
             words[tuple(word[:-1]) + (word[-1] + "</w>",)] += 1
     return words
 
@@ -265,11 +266,11 @@ def _save_tiny_sd(folder: Path) -> None:
 
 
 def _save_tiny_clip(folder: Path) -> None:
-    """Save a tiny CLIP in the layout of sentence-transformers' ``clip-ViT-L-14``.
+    """Save a tiny CLIP in the layout of sentence-transformers' hub CLIP models.
 
-    That hub repo keeps the transformers model + processor in ``0_CLIPModel/`` and lists it
-    in ``modules.json`` as ``sentence_transformers.models.CLIPModel``; copying the layout
-    makes ``SentenceTransformer(folder)`` take the same loading path as the real model.
+    Those (``clip-ViT-L-14`` ...) keep the transformers model + processor in ``0_CLIPModel/``
+    listed in ``modules.json`` as ``sentence_transformers.models.CLIPModel``, so
+    ``SentenceTransformer(folder)`` takes the same (legacy-module) path as the real model.
     """
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor

@@ -4,6 +4,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+# The tiny models are too small to gain from threads; two threads on two busy cores thrash.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

@@ -21,12 +21,27 @@ REPO = Path(__file__).resolve().parents[1]
 SEEDS = [11, 12, 13, 14, 15, 16]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Run this module's tiny models on one thread, restoring the setting afterwards.
+
+    On a small shared CI box, torch's default threads oversubscribe the cores and the
+    tiny pipeline runs 10-25x slower; one thread keeps it well under a second.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("qeuopt-cache")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sd_pipe(cache):
     from diffusers import StableDiffusionPipeline
 
@@ -35,7 +50,7 @@ def sd_pipe(cache):
     return pipe
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def clip_model(cache):
     from sentence_transformers import SentenceTransformer
 
@@ -141,12 +156,13 @@ def test_img2img_from_txt2img_components(sd_pipe, tmp_path):
     assert [image.size for image in out.images] == [(64, 64)] * 6
 
 
-def test_grid_is_fast(sd_pipe):
+def test_grid_stays_fast(sd_pipe):
+    """Guards the recipe's size: about 0.15-0.5 s here; the bound leaves room for slow CI."""
     sd_pipe(demo_prompt(), height=64, width=64, num_inference_steps=2)  # warm-up
     start = time.perf_counter()
     sd_pipe(demo_prompt(), height=64, width=64, num_inference_steps=10,
             num_images_per_prompt=6, generator=generators())
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 10
 
 
 # ---------------------------------------------------------------- scoring
@@ -191,17 +207,32 @@ def test_failed_build_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_losing_a_build_race_uses_the_winners_folder(tmp_path):
+    target = tmp_path / "tiny-sd-v1"
+
+    def other_builder_finishes_first(folder):
+        (folder / "mine.txt").write_text("mine")
+        target.mkdir()
+        (target / "theirs.txt").write_text("theirs")
+
+    testing._build_atomically(target, other_builder_finishes_first)
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-sd-v1"]
+    assert [p.name for p in target.iterdir()] == ["theirs.txt"]
+
+
 def test_stale_temp_dirs_are_swept_and_live_ones_kept(tmp_path):
     stale, live = tmp_path / ".tiny-sd-v1.tmp-old", tmp_path / ".tiny-sd-v1.tmp-new"
-    stale.mkdir(), live.mkdir()
+    stale.mkdir()
+    live.mkdir()
     os.utime(stale, (time.time() - 7200,) * 2)
     testing._build_atomically(tmp_path / "tiny-sd-v1", lambda folder: None)
     assert not stale.exists() and live.exists() and (tmp_path / "tiny-sd-v1").is_dir()
 
 
 def test_concurrent_builders_do_not_collide(tmp_path):
-    script = "import sys; from qeuopt import testing; print(testing.tiny_model_path('sd', sys.argv[1]))"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = ("import sys; from qeuopt import testing; "
+              "print(testing.tiny_model_path('sd', sys.argv[1]))")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
              for _ in range(2)]
