@@ -131,7 +131,7 @@ class ConditionRunner:
             text = format_parameters(prompt, self.spec.prompt.negative,
                                      a1111_fields(settings, seed, sampler, self.generator.model))
             files.append(save_png(image, partial / f"{k:02d}_seed{seed}.png", text))
-        header = [f"#{condition.number}  " + ", ".join(f"{k}={v}" for k, v in condition.values.items())]
+        header = [f"#{condition.number}"] + [f"{k} = {v}" for k, v in condition.values.items()]
         grid = labelled_grid(images, *settings.grid, header, [f"seed {s}" for s in seeds])
         grid.save(partial / "grid.png")
         return files, grid

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -82,8 +83,10 @@ def labelled_grid(images: Sequence[Image.Image], rows: int, cols: int,
                   header: Sequence[str], captions: Sequence[str] = ()) -> Image.Image:
     """Images in rows x cols under a header listing the factor levels, each with a caption."""
     width, height = images[0].size
-    size = max(10, min(24, width // 12))
+    size = max(10, min(24, cols * width // 24))
     font, line = _font(size), size + 4
+    chars = max(8, int(cols * width / (0.55 * size)))  # what fits across, roughly
+    header = [part for text in header for part in textwrap.wrap(text, chars) or [""]]
     header_h, caption_h = line * len(header) + 8, line if captions else 0
     cell_h = height + caption_h
     grid = Image.new("RGB", (cols * width, header_h + rows * cell_h), "white")

@@ -1,0 +1,30 @@
+"""End to end on the tiny models: study file -> images -> CLIP -> MLflow, as `qeuopt run` does."""
+
+import shutil
+from pathlib import Path
+
+from qeuopt.cli import main
+
+STUDIES = Path(__file__).parents[1] / "studies"
+
+
+def test_demo_study_runs_end_to_end(workdir, capsys):
+    text = (STUDIES / "demo_tiny_l9.toml").read_text()
+    # the same demo, smaller: a 1x2 grid and few steps keep the test quick
+    text = text.replace("grid = [2, 3]", "grid = [1, 2]").replace("steps = 20", "steps = 4")
+    (workdir / "demo.toml").write_text(text)
+    shutil.copy(STUDIES / "sketch.png", workdir / "sketch.png")
+
+    assert main(["run", str(workdir / "demo.toml"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "9 condition(s) generated this run, 9 complete" in out
+
+    from qeuopt.study import Study
+
+    runs = Study.from_file(workdir / "demo.toml").runs()
+    assert len(runs) == 9 and runs["metrics.clip_mean"].between(-1, 1).all()
+    assert set(runs["params.factor.strength"]) == {"0.35", "0.45", "0.75"}
+    assert len(list((workdir / "outputs" / "demo_tiny_l9").glob("c*/0*_seed*.png"))) == 18
+
+    assert main(["run", str(workdir / "demo.toml"), "--quiet"]) == 0
+    assert "0 condition(s) generated this run, 9 complete" in capsys.readouterr().out
