@@ -53,12 +53,12 @@ def load_text2image(model: str, *, device: str, dtype, allow_pickle: bool = Fals
         raise UnsafeCheckpointError(f"`generation.model`: {model!r} is a pickle checkpoint; set allow_pickle to load it")
     try:
         if suffix in (".safetensors", *PICKLE_SUFFIXES):
-            pipe = StableDiffusionPipeline.from_single_file(str(local), torch_dtype=dtype)
+            pipe = StableDiffusionPipeline.from_single_file(str(local), dtype=dtype)
         else:
             source = str(local) if local.is_dir() else ref
             # AutoPipeline picks SD 1.x/2.x or SDXL from the model's own index.
             pipe = AutoPipelineForText2Image.from_pretrained(
-                source, torch_dtype=dtype, use_safetensors=None if allow_pickle else True)
+                source, dtype=dtype, use_safetensors=None if allow_pickle else True)
     except (OSError, ValueError, EnvironmentError) as err:
         raise ModelLoadError(f"`generation.model`: could not load {model!r}: {err}") from err
     pipe.set_progress_bar_config(disable=True)
