@@ -35,8 +35,7 @@ def bare_loop(spec, rows, init_image, *, batched: bool) -> float:
     start, generator = time.perf_counter(), None
     for values in rows:
         if generator is None or not batched:  # the notebook reloads the model per condition
-            generator = DiffusionGenerator(spec.generation.model, device=spec.generation.device,
-                                           dtype=spec.generation.dtype, base_dir=spec.base_dir)
+            generator = DiffusionGenerator(spec.generation, base_dir=spec.base_dir)
         settings, prompt = spec.settings_for(values), spec.prompt.render(values)
         seeds = seeds_for(settings)
         calls = [seeds] if batched else [[s] for s in seeds]

@@ -94,6 +94,13 @@ class GenerationSettings:
     device: str = "auto"
     dtype: str = "auto"
     allow_pickle: bool = False
+    model_config: str = ""  # for a single-file model: a diffusers folder or hub id with its configs
+    # opt-in speed and memory settings (see generate/diffusion.py)
+    compile: bool = False
+    channels_last: bool = False
+    attention_slicing: bool = False
+    vae_slicing: bool = False
+    vae_tiling: bool = False
 
     @property
     def images_per_condition(self) -> int:
@@ -113,6 +120,7 @@ class TrackingSettings:
     optuna_storage: str = "sqlite:///optuna.db"
     output_dir: str = "outputs"
     artifact_dir: str = "mlartifacts"
+    ratings_db: str = "ratings.db"  # SQLite file of human ratings, the source of truth for them
 
 
 @dataclass(frozen=True)

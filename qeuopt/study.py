@@ -71,9 +71,7 @@ class Study:
     def default_generator(self):
         from qeuopt.generate.diffusion import DiffusionGenerator
 
-        gen = self.spec.generation
-        return DiffusionGenerator(gen.model, device=gen.device, dtype=gen.dtype,
-                                  allow_pickle=gen.allow_pickle, base_dir=self.spec.base_dir)
+        return DiffusionGenerator(self.spec.generation, base_dir=self.spec.base_dir)
 
     def default_scorer(self):
         from qeuopt.score.clip import ClipScorer
@@ -91,6 +89,10 @@ class Study:
     # -- running -------------------------------------------------------------------------
     def run(self, generator=None, scorer=None, progress: bool = True) -> RunSummary:
         """Run every condition of the design that is not complete yet."""
+        if self.spec.design.objective in ("rating", "combined"):  # people rate: ask/tell, never blocks
+            from qeuopt.score.steer import advance
+
+            return advance(self, generator, scorer).summary
         from qeuopt.design.search import array_name, design_rows, pending_trials, suggest
 
         study, tracker = self.optuna_study(), self.tracker()

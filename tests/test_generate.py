@@ -15,7 +15,7 @@ PROMPT = "portrait in the style of Hokusai, beach, high quality"
 
 @pytest.fixture(scope="module")
 def generator():
-    return DiffusionGenerator(TINY_SD, device="cpu")
+    return DiffusionGenerator(GenerationSettings(model=TINY_SD, device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_pickle_checkpoint_refused_before_loading(tmp_path):
     from qeuopt.exceptions import UnsafeCheckpointError
 
     (tmp_path / "model.ckpt").write_bytes(b"not a real checkpoint")
-    gen = DiffusionGenerator(str(tmp_path / "model.ckpt"), device="cpu")
+    gen = DiffusionGenerator(GenerationSettings(model=str(tmp_path / "model.ckpt"), device="cpu"))
     with pytest.raises(UnsafeCheckpointError, match="allow_pickle"):
         gen.pipeline("txt2img")
 
@@ -63,7 +63,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
     from qeuopt.exceptions import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="`generation.model`"):
-        DiffusionGenerator(str(tmp_path / "no-such-folder"), device="cpu").pipeline("txt2img")
+        DiffusionGenerator(GenerationSettings(model=str(tmp_path / "no-such-folder"), device="cpu")).pipeline("txt2img")
 
 
 def test_clip_scores_are_cosines_and_text_is_encoded_once(generator, sketch):
@@ -85,3 +85,12 @@ def test_long_text_warns_about_truncation():
         scorer.text_embedding(" ".join(["zebra quokka"] * 60))
         scorer.text_embedding(PROMPT)
     assert sum("truncated" in str(w.message) for w in caught) == 1
+
+
+def test_memory_settings_keep_images_the_same(generator):
+    settings = GenerationSettings(model=TINY_SD, device="cpu", steps=3, width=64, height=64,
+                                  channels_last=True, attention_slicing=True, vae_slicing=True)
+    tuned = DiffusionGenerator(settings).generate(PROMPT, "", settings, [5, 6])
+    plain = generator.generate(PROMPT, "", settings, [5, 6])
+    for a, b in zip(tuned, plain):
+        assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 2

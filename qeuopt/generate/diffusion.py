@@ -42,10 +42,11 @@ def pick_dtype(requested: str, device: str):
     return torch.float32 if device == "cpu" else torch.float16
 
 
-def load_text2image(model: str, *, device: str, dtype, allow_pickle: bool = False, base_dir: str = "."):
+def load_text2image(settings: GenerationSettings, *, device: str, dtype, base_dir: str = "."):
     """Load a hub id, a local diffusers folder or a single checkpoint file."""
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
+    model, allow_pickle = settings.model, settings.allow_pickle
     ref = resolve_model(model)
     local = Path(base_dir) / Path(ref).expanduser()
     suffix = local.suffix.lower()
@@ -53,7 +54,10 @@ def load_text2image(model: str, *, device: str, dtype, allow_pickle: bool = Fals
         raise UnsafeCheckpointError(f"`generation.model`: {model!r} is a pickle checkpoint; set allow_pickle to load it")
     try:
         if suffix in (".safetensors", *PICKLE_SUFFIXES):
-            pipe = StableDiffusionPipeline.from_single_file(str(local), dtype=dtype)
+            # a single file carries weights only; `model_config` (a diffusers folder or hub
+            # id) supplies the component configs, which otherwise come from the hub
+            extra = {"config": settings.model_config} if settings.model_config else {}
+            pipe = StableDiffusionPipeline.from_single_file(str(local), dtype=dtype, **extra)
         else:
             source = str(local) if local.is_dir() else ref
             # AutoPipeline picks SD 1.x/2.x or SDXL from the model's own index.
@@ -62,18 +66,33 @@ def load_text2image(model: str, *, device: str, dtype, allow_pickle: bool = Fals
     except (OSError, ValueError, EnvironmentError) as err:
         raise ModelLoadError(f"`generation.model`: could not load {model!r}: {err}") from err
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return apply_speed_settings(pipe.to(device), settings)
+
+
+def apply_speed_settings(pipe, settings: GenerationSettings):
+    """Opt-in GPU settings. SDPA attention is diffusers' default on torch 2, so no switch."""
+    import torch
+
+    if settings.channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
+    if settings.attention_slicing:  # small cards: attention in slices, less peak memory
+        pipe.enable_attention_slicing()
+    if settings.vae_slicing:  # large grids: decode one image at a time
+        pipe.vae.enable_slicing()
+    if settings.vae_tiling:  # large images: decode in overlapping tiles
+        pipe.vae.enable_tiling()
+    if settings.compile:  # pays a compile on the first grid, then faster UNet steps
+        pipe.unet = torch.compile(pipe.unet)
+    return pipe
 
 
 class DiffusionGenerator:
     """Renders grids for conditions, keeping one pipeline (and its schedulers) loaded."""
 
-    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto",
-                 allow_pickle: bool = False, base_dir: str = "."):
-        self.model = model
-        self.device = pick_device(device)
-        self.dtype_name = dtype
-        self.allow_pickle = allow_pickle
+    def __init__(self, settings: GenerationSettings, base_dir: str = "."):
+        self.settings = settings
+        self.model = settings.model
+        self.device = pick_device(settings.device)
         self.base_dir = base_dir
         self._pipes: dict[str, object] = {}
         self._schedulers: dict[str, object] = {}
@@ -81,8 +100,8 @@ class DiffusionGenerator:
     def pipeline(self, mode: str):
         if "txt2img" not in self._pipes:
             self._pipes["txt2img"] = load_text2image(
-                self.model, device=self.device, dtype=pick_dtype(self.dtype_name, self.device),
-                allow_pickle=self.allow_pickle, base_dir=self.base_dir)
+                self.settings, device=self.device, dtype=pick_dtype(self.settings.dtype, self.device),
+                base_dir=self.base_dir)
         if mode == "img2img" and mode not in self._pipes:
             from diffusers import AutoPipelineForImage2Image
 
