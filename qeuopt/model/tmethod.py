@@ -141,6 +141,7 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
         self.sn = sn
 
     def _resolved_rule(self):
+        """Validate ``variant`` and ``sn`` (in fit, not __init__) and resolve sn=None."""
         if self.variant not in VARIANTS:
             raise ValueError(f"`variant` must be one of {VARIANTS}; got {self.variant!r}.")
         if self.sn is None:
@@ -178,6 +179,7 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
         return ~mask
 
     def _set_origins(self, X, y, signal):
+        """Per-item origins, the common y origin and l, as the variant defines them."""
         if self.variant == "tb":
             self.origin_index_ = _tb_origins(X, y)
             columns = np.arange(X.shape[1])
@@ -239,10 +241,11 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
         the signal rows of ``(X, y)``; an item's gain is the mean dB over rows that use
         it minus the mean over rows that do not. Keep items with a positive gain.
 
-        Rows whose used items all have eta 0 give no estimate and are left out. A row
-        with no detectable signal (-inf dB) counts ``NO_SIGNAL_MARGIN_DB`` below the
-        worst row with a signal; so does an item side left with no rows. If no row has
-        a signal, every gain is 0.
+        Rows that use no item at all (possible only with fewer items than columns) are
+        left out: they are not a candidate item set. A row whose estimate has no signal
+        (its items all have eta 0, or its overall SN ratio is 0, i.e. -inf dB) counts
+        ``NO_SIGNAL_MARGIN_DB`` below the worst row with a signal; so does an item side
+        left with no rows. If no row has a signal, every gain is 0.
         """
         require_fitted(self, "eta_")
         X = validate_data(self, X, reset=False).astype(float)
@@ -255,9 +258,11 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
         return _gains_from_rows(use, db)
 
     def _row_db(self, X, y, row_use):
+        if not row_use.any():
+            return np.nan  # an empty item set: left out of the comparison
         weights = np.where(row_use, self.eta_, 0.0)
         if weights.sum() <= 0:
-            return np.nan  # no estimate at all: left out of the comparison
+            return -np.inf  # items whose weights are all 0 give no signal
         return float(to_db(self._overall_eta(self._integrate(X, weights), y)))
 
 
@@ -275,15 +280,15 @@ def _item_usage(n_items):
 
 def _gains_from_rows(use, db):
     """Mean dB with each item minus mean dB without it (see ``item_gains``)."""
-    has_estimate = ~np.isnan(db)
+    counted = ~np.isnan(db)
     has_signal = np.isfinite(db)
     if not has_signal.any():
         return np.zeros(use.shape[1])
     floor = db[has_signal].min() - NO_SIGNAL_MARGIN_DB
-    db = np.where(has_estimate & ~has_signal, floor, db)
+    db = np.where(counted & ~has_signal, floor, db)
 
     def side_mean(rows):
-        rows = rows & has_estimate
+        rows = rows & counted
         return db[rows].mean() if rows.any() else floor
 
     return np.array([side_mean(u) - side_mean(~u) for u in use.T])

@@ -1,0 +1,19 @@
+"""Models that learn from scores, following the scikit-learn estimator contract.
+
+- :class:`TMethodRegressor`: Taguchi's T-method (T1, Ta, Tb, T2) with item selection
+  on a two-level orthogonal array (:meth:`TMethodRegressor.item_gains`).
+- :class:`PairFactorization`: biased matrix factorization (ALS) over a sparse matrix of
+  scores keyed by pairs, e.g. (artist in slot A, artist in slot B) or (rater,
+  condition); :func:`cross_validated_rmse` reports its K-fold error.
+"""
+
+from qeuopt.model.cf import CVResult, PairFactorization, cross_validated_rmse
+from qeuopt.model.tmethod import ModelNotFittedError, TMethodRegressor
+
+__all__ = [
+    "CVResult",
+    "ModelNotFittedError",
+    "PairFactorization",
+    "TMethodRegressor",
+    "cross_validated_rmse",
+]
