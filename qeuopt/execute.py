@@ -7,6 +7,8 @@ the condition is complete, so an interrupted run leaves nothing half-written beh
 from __future__ import annotations
 
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from typing import Any, Protocol, Sequence
 from qeuopt.generate.grid import format_parameters, labelled_grid, save_png
 from qeuopt.score.clip import summarize
 from qeuopt.space import Condition, GenerationSettings, StudySpec
+
+FOLDER_TAG = "qeuopt.folder"
 
 
 class Generator(Protocol):
@@ -33,7 +37,10 @@ class Scorer(Protocol):
 
 @dataclass
 class Timings:
-    """Seconds spent per stage, summed over the conditions run."""
+    """Seconds spent per stage, summed over the conditions run (thread-safe).
+
+    With overlapped logging, uploads run while the next condition generates, so the
+    stage sums can exceed the wall time."""
 
     generate: float = 0.0
     score: float = 0.0
@@ -42,16 +49,27 @@ class Timings:
     conditions: int = 0
     images: int = 0
 
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
     def timed(self) -> float:
         return self.generate + self.score + self.log
 
-    @contextmanager
-    def stage(self, name: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            setattr(self, name, getattr(self, name) + time.perf_counter() - start)
+    def add(self, stages: dict[str, float], images: int, conditions: int = 1) -> None:
+        with self._lock:
+            for name, seconds in stages.items():
+                setattr(self, name, getattr(self, name) + seconds)
+            self.conditions += conditions
+            self.images += images
+
+
+@contextmanager
+def timed(stages: dict[str, float], name: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
 
 
 @dataclass
@@ -86,60 +104,86 @@ class ConditionRunner:
         self.spec, self.generator, self.scorer, self.tracker = spec, generator, scorer, tracker
         self.parent_run, self.init_image = parent_run, init_image
         self.timings = Timings()
+        overlap = spec.tracking.overlap_logging
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="qeuopt-upload") if overlap else None
+        self._uploads: list = []
         self.output = Path(spec.tracking.output_dir) / spec.name
 
     def run(self, condition: Condition, on_run_created=None) -> ConditionResult:
         """Generate, save, score and record one condition.
 
-        ``on_run_created(run_id)`` is called as soon as the MLflow run exists, so the
-        Optuna trial can point at it even if a later step fails.
+        The condition's files are on disk and its run holds params and metrics before this
+        returns; artifact uploads overlap the next condition. ``on_run_created(run_id)``
+        is called as soon as the MLflow run exists, so the Optuna trial points at it
+        even if a later step fails.
         """
-        start, timed_before = time.perf_counter(), self.timings.timed()
+        self._raise_writer_errors()  # an earlier upload failed: stop before generating more
+        start, stages = time.perf_counter(), {}
         spec, values = self.spec, condition.values
         settings = spec.settings_for(values)
         prompt, seeds = spec.prompt.render(values), seeds_for(settings)
-        with self.timings.stage("generate"):
+        text = spec.scoring.text.format(**values) if spec.scoring.text else prompt
+        with timed(stages, "generate"):
             images = self.generator.generate(prompt, spec.prompt.negative, settings, seeds, self.init_image)
+        with timed(stages, "score"):
+            scores = [float(s) for s in self.scorer.score(images, text)]
+        summary = summarize(scores)
         final = self.output / f"c{condition.number:03d}"
         partial = final.with_name(final.name + ".partial")
         try:
-            files, grid = self._save(partial, condition, settings, prompt, seeds, images)
-            with self.timings.stage("score"):
-                text = spec.scoring.text.format(**values) if spec.scoring.text else prompt
-                scores = [float(s) for s in self.scorer.score(images, text)]
-            summary = summarize(scores)
-            with self.timings.stage("log"):
-                run_id = self._record(condition, settings, prompt, seeds, scores, summary, files, grid,
-                                      final, on_run_created)
+            grid = self._save(partial, condition, settings, prompt, seeds, images)
             shutil.rmtree(final, ignore_errors=True)  # left by an earlier attempt of this number
             partial.rename(final)
-            self.tracker.finish(run_id)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        self.timings.conditions += 1
-        self.timings.images += len(images)
-        self.timings.other += time.perf_counter() - start - (self.timings.timed() - timed_before)
+        with timed(stages, "log"):
+            run_id = self._start_run(condition, settings, prompt, scores, summary, final, on_run_created)
+        self._upload_later(run_id, final, scores, condition.values, grid)
+        stages["other"] = time.perf_counter() - start - sum(stages.values())
+        self.timings.add(stages, len(images))
         return ConditionResult(condition, prompt, seeds, scores, summary, final, run_id)
+
+    def _upload_later(self, run_id, folder, scores, values, grid) -> None:
+        """Artifacts go up on the writer thread while the next condition generates. The
+        files are already on disk and the run stays RUNNING until they are uploaded, so
+        an interrupted upload is redone on resume (see :func:`upload_condition`)."""
+        def upload():
+            start = time.perf_counter()
+            upload_condition(self.tracker, run_id, folder, scores, values, grid)
+            self.timings.add({"log": time.perf_counter() - start}, 0, conditions=0)
+
+        if self._writer is None:
+            upload()
+            return
+        self._uploads.append(self._writer.submit(upload))
+
+    def _raise_writer_errors(self) -> None:
+        for future in [f for f in self._uploads if f.done()]:
+            self._uploads.remove(future)
+            future.result()  # re-raises an upload's exception here, in the main thread
+
+    def close(self) -> None:
+        """Wait for every pending upload; raise the first failure."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        self._raise_writer_errors()
 
     def _save(self, partial: Path, condition, settings, prompt, seeds, images):
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         sampler = self.generator.sampler_label(settings.scheduler)
-        files = []
         for k, (image, seed) in enumerate(zip(images, seeds)):
             text = format_parameters(prompt, self.spec.prompt.negative,
                                      a1111_fields(settings, seed, sampler, self.generator.model))
-            files.append(save_png(image, partial / f"{k:02d}_seed{seed}.png", text))
+            save_png(image, partial / f"{k:02d}_seed{seed}.png", text)
         header = [f"#{condition.number}"] + [f"{k} = {v}" for k, v in condition.values.items()]
         grid = labelled_grid(images, *settings.grid, header, [f"seed {s}" for s in seeds])
         grid.save(partial / "grid.png")
-        return files, grid
+        return grid
 
-    def _record(self, condition, settings, prompt, seeds, scores, summary, files, grid, folder,
-                on_run_created) -> str:
-        import pandas as pd
-
+    def _start_run(self, condition, settings, prompt, scores, summary, folder, on_run_created) -> str:
         spec = self.spec
         params = {**{f"factor.{k}": v for k, v in condition.values.items()},
                   "prompt": prompt, "negative_prompt": spec.prompt.negative, "mode": settings.mode,
@@ -152,9 +196,27 @@ class ConditionRunner:
             on_run_created(run_id)
         metrics = {f"clip_{k}": v for k, v in summary.items()}
         metrics.update({f"clip_image_{k:02d}": s for k, s in enumerate(scores)})
-        self.tracker.log(run_id, metrics=metrics, tags={"qeuopt.folder": str(folder.resolve())})
-        self.tracker.log_images(run_id, files, grid, files[0].parent / "grid.png")
-        table = pd.DataFrame({"image": [f.name for f in files], "seed": seeds, "clip_cosine": scores,
-                              **{k: [v] * len(files) for k, v in condition.values.items()}})
-        self.tracker.log_table(run_id, table, "images_table.json")
+        self.tracker.log(run_id, metrics=metrics, tags={FOLDER_TAG: str(folder.resolve())})
         return run_id
+
+
+def condition_images(folder: Path) -> list[Path]:
+    """The PNGs of a condition folder in grid order (``NN_seedS.png``)."""
+    return sorted(folder.glob("[0-9][0-9]_seed*.png"))
+
+
+def upload_condition(tracker, run_id: str, folder: Path, scores, values, grid=None) -> None:
+    """Images, grid and per-image table of a condition, read from its folder; then the run
+    is marked FINISHED. Safe to repeat: the same artifact paths are overwritten."""
+    import pandas as pd
+    from PIL import Image
+
+    files = condition_images(folder)
+    if grid is None:
+        grid = Image.open(folder / "grid.png")
+    tracker.log_images(run_id, files, grid, folder / "grid.png")
+    seeds = [int(f.stem.split("_seed")[1]) for f in files]
+    table = pd.DataFrame({"image": [f.name for f in files], "seed": seeds, "clip_cosine": list(scores),
+                          **{k: [v] * len(files) for k, v in values.items()}})
+    tracker.log_table(run_id, table, "images_table.json")
+    tracker.finish(run_id)

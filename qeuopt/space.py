@@ -120,6 +120,7 @@ class TrackingSettings:
     optuna_storage: str = "sqlite:///optuna.db"
     output_dir: str = "outputs"
     artifact_dir: str = "mlartifacts"
+    overlap_logging: bool = True  # log one condition while the next generates
     ratings_db: str = "ratings.db"  # SQLite file of human ratings, the source of truth for them
 
 

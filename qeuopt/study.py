@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -98,7 +99,7 @@ class Study:
         study, tracker = self.optuna_study(), self.tracker()
         rows = design_rows(self.spec)
         todo = pending_trials(study, rows, self.spec.design.trials)
-        _fail_orphan_runs(study, tracker)
+        self._repair(study, tracker)
         parent = tracker.study_run(self.name, self._parent_params(array_name(self.spec), rows))
         runner = ConditionRunner(self.spec, generator or self.default_generator(),
                                  scorer or self.default_scorer(), tracker, parent, self.init_image())
@@ -114,8 +115,10 @@ class Study:
         try:
             if todo:
                 study.optimize(objective, n_trials=todo, show_progress_bar=progress)
+            runner.close()  # every upload done before the study counts as finished
             status = "FINISHED"
         finally:
+            runner.close()
             tracker.finish(parent, status)
         return self._summary(study, runner.timings)
 
@@ -134,6 +137,26 @@ class Study:
         return RunSummary(timings.conditions, len(complete), best.value if best else None,
                           dict(best.params) if best else None, timings)
 
+    def _repair(self, study, tracker) -> None:
+        """Finish what an interrupted run left: uploads of complete trials are redone from
+        their files; runs and folders of failed trials are marked FAILED and removed."""
+        from optuna.trial import TrialState
+
+        from qeuopt.execute import FOLDER_TAG, upload_condition
+
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+            run_id = trial.user_attrs.get("mlflow_run_id")
+            if trial.state == TrialState.FAIL:
+                shutil.rmtree(Path(self.spec.tracking.output_dir) / self.name / f"c{trial.number:03d}",
+                              ignore_errors=True)
+                if run_id:
+                    tracker.fail_if_running(run_id)
+                continue
+            run = tracker.client.get_run(run_id) if run_id else None
+            if run is not None and run.info.status == "RUNNING":
+                upload_condition(tracker, run_id, Path(run.data.tags[FOLDER_TAG]),
+                                 trial.user_attrs["clip_scores"], trial.params)
+
     # -- results -------------------------------------------------------------------------
     def trials(self):
         """Optuna's view: one row per trial (params, value, state, MLflow run id)."""
@@ -144,11 +167,3 @@ class Study:
         return self.tracker().condition_runs(self.name)
 
 
-def _fail_orphan_runs(study, tracker) -> None:
-    """MLflow runs of trials that died (killed worker, crash) are marked FAILED."""
-    from optuna.trial import TrialState
-
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if run_id:
-            tracker.fail_if_running(run_id)

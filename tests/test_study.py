@@ -95,3 +95,48 @@ def test_seed_factor_and_scoring_text(workdir):
     study.run(generator, scorer, progress=False)
     assert sorted({tuple(seeds) for _, seeds in generator.calls}) == [(10, 11), (20, 21)]
     assert set(scorer.texts) == {"a beach by c", "a beach by d"}
+
+
+def test_interrupted_upload_is_redone_on_resume(workdir, monkeypatch):
+    import qeuopt.execute as execute
+
+    real_upload, calls = execute.upload_condition, []
+
+    def flaky_upload(tracker, run_id, *args, **kwargs):
+        calls.append(run_id)
+        if len(calls) == 3:
+            raise ConnectionError("tracking server went away")
+        return real_upload(tracker, run_id, *args, **kwargs)
+
+    monkeypatch.setattr(execute, "upload_condition", flaky_upload)
+    study = make_study()
+    with pytest.raises(ConnectionError):
+        study.run(FakeGenerator(), FakeScorer(), progress=False)
+    monkeypatch.setattr(execute, "upload_condition", real_upload)
+    runs = study.runs()
+    unfinished = runs[runs["status"] == "RUNNING"]
+    assert len(unfinished) == 1  # its trial is complete: files and metrics were safe
+
+    generator = FakeGenerator()
+    study.run(generator, FakeScorer(), progress=False)
+    runs = study.runs().set_index("run_id")
+    assert runs.loc[unfinished["run_id"].iloc[0], "status"] == "FINISHED"
+    tracker = study.tracker()
+    listed = {a.path for a in tracker.client.list_artifacts(unfinished["run_id"].iloc[0])}
+    assert {"png", "grid.png", "images_table.json"} <= listed
+    assert len(study.trials().query("state == 'COMPLETE'")) == 9
+
+
+def test_failed_trial_leaves_no_folder_and_a_failed_run(workdir, monkeypatch):
+    study = make_study()
+
+    class BrokenScorer(FakeScorer):
+        def score(self, images, text):
+            if len(self.texts) == 2:
+                raise RuntimeError("CUDA out of memory")
+            return super().score(images, text)
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        study.run(FakeGenerator(), BrokenScorer(), progress=False)
+    folders = sorted(p.name for p in (workdir / "outputs" / "unit").iterdir())
+    assert folders == ["c000", "c001"]
