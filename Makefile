@@ -20,6 +20,7 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/qeuopt demo
 
 test: $(STAMP)
+	bash scripts/install-browser.sh  # Debian's chromium for the rating page's browser test
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 ui: $(STAMP)

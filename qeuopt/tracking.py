@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 STUDY_TAG, ROLE_TAG, TRIAL_TAG = "qeuopt.study", "qeuopt.role", "optuna.trial_number"
 PARENT_TAG = "mlflow.parentRunId"
+RATERS_TAG = "qeuopt.raters"
 MAX_PARAMS, MAX_METRICS, MAX_PARAM_CHARS = 100, 1000, 6000  # per request / per value
 
 
@@ -53,6 +54,12 @@ class Tracker:
         self.log(run.info.run_id, params=params or {})
         return run.info.run_id
 
+    def find_study_run(self, study: str) -> str | None:
+        """The parent run of ``study`` if it exists; unlike :meth:`study_run` it creates
+        nothing and leaves the run's status alone (analysis reads, it does not resume)."""
+        found = self._search(f"tags.`{STUDY_TAG}` = '{_escape(study)}' and tags.`{ROLE_TAG}` = 'study'", 1)
+        return found[0].info.run_id if found else None
+
     def condition_run(self, parent_id: str, study: str, trial_number: int, name: str,
                       params: Mapping[str, Any]) -> str:
         tags = {PARENT_TAG: parent_id, STUDY_TAG: study, ROLE_TAG: "condition", TRIAL_TAG: str(trial_number)}
@@ -90,6 +97,26 @@ class Tracker:
 
     def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
         self.client.log_figure(run_id, figure, artifact_file)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def artifact_paths(self, run_id: str, folder: str | None = None) -> list[str]:
+        """Paths of the artifacts directly under ``folder`` (the run's root by default)."""
+        return [a.path for a in self.client.list_artifacts(run_id, folder)]
+
+    def log_ratings(self, run_id: str, summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+                    step: int) -> None:
+        """Human ratings of one condition: aggregates as metrics (``step`` is the rating store's
+        revision, so the newest value is the one MLflow shows), the raters as a tag, and every
+        rating as ``ratings.json``. An image whose last rating was withdrawn reads NaN."""
+        metrics = {f"rating_image_{k:02d}": v for k, v in summary["per_image"].items()}
+        stale = [k for k in self.client.get_run(run_id).data.metrics
+                 if k.startswith("rating_image_") and k not in metrics]
+        metrics.update({k: float("nan") for k in stale})
+        metrics.update(rating_mean=summary["mean"], rating_count=summary["count"], rating_skips=summary["skips"])
+        self.log(run_id, metrics=metrics, tags={RATERS_TAG: ", ".join(summary["raters"])}, step=step)
+        self.client.log_dict(run_id, {"ratings": [dict(r) for r in rows]}, "ratings.json")
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)

@@ -1,0 +1,94 @@
+"""Copying ratings from the rating store to MLflow, in a background thread.
+
+:func:`sync_outbox` does the copying (``qeuopt ratings import`` and the steering loop
+call it too). The HTTP request that stores a rating only commits it to SQLite
+(milliseconds) and wakes :class:`MlflowSync`; MLflow, which is slower, is written there.
+What is not written yet stays in the store's outbox, so it is written after a crash too:
+:meth:`MlflowSync.start` drains the outbox before anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Mapping
+
+log = logging.getLogger(__name__)
+RETRY_S = 2.0  # after MLflow failed (locked database, disk full), try again this much later
+
+
+def summarize_condition(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """What MLflow shows for one condition: per-image means, overall mean and count, raters."""
+    rated = [r for r in rows if r["rating"] is not None]
+    per_image: dict[int, list[int]] = {}
+    for r in rated:
+        per_image.setdefault(r["image"], []).append(r["rating"])
+    mean = sum(r["rating"] for r in rated) / len(rated) if rated else float("nan")
+    return {"per_image": {k: sum(v) / len(v) for k, v in sorted(per_image.items())}, "mean": mean,
+            "count": len(rated), "skips": len(rows) - len(rated), "raters": sorted({r["rater"] for r in rows})}
+
+
+def sync_outbox(store, tracker, study: str, run_ids: Mapping[int, str]) -> int:
+    """Copy every out-of-date condition to its MLflow run; returns how many were written.
+
+    A condition whose run is not known yet stays in the outbox for a later call."""
+    written = 0
+    for condition, revision in store.outbox(study):
+        run_id = run_ids.get(condition)
+        if run_id is None:
+            continue
+        rows = store.rows(study, condition=condition)
+        tracker.log_ratings(run_id, summarize_condition(rows), rows, step=revision)
+        store.mark_synced(study, condition, revision)
+        written += 1
+    return written
+
+
+class MlflowSync:
+    """Drains the outbox of one study whenever :meth:`notify` is called."""
+
+    def __init__(self, store, tracker, study_name: str, catalog):
+        self.store, self.tracker, self.study_name, self.catalog = store, tracker, study_name, catalog
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="qeuopt-mlflow-sync", daemon=True)
+
+    def start(self) -> "MlflowSync":
+        self._thread.start()
+        self.notify()
+        return self
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def pending(self) -> int:
+        return len(self.store.outbox(self.study_name))
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything stored is in MLflow; False if that took longer than ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.pending() and time.monotonic() < deadline:
+            self.notify()
+            with self._idle:
+                self._idle.wait(0.2)  # a pass that ended just before this wait is caught by the timeout
+        return self.pending() == 0
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.flush(timeout)
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop:
+            self._wake.wait(RETRY_S)
+            self._wake.clear()
+            try:
+                sync_outbox(self.store, self.tracker, self.study_name, self.catalog.run_ids())
+            except Exception:  # MLflow trouble must not stop rating: the outbox keeps the work
+                log.exception("copying ratings to MLflow failed; retrying in %.0f s", RETRY_S)
+                time.sleep(RETRY_S)
+            with self._idle:
+                self._idle.notify_all()
