@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 from qeuopt.exceptions import QeuoptError, StudyError
+from qeuopt.app.commands import add_rating_commands
+from qeuopt.analysis_commands import add_analysis_commands
 
 DEMO_STUDY = "demo_tiny_l9.toml"
 
@@ -19,6 +21,16 @@ def _find_demo_study() -> Path:
         if (folder / DEMO_STUDY).is_file():
             return folder / DEMO_STUDY
     raise StudyError([f"demo study `{DEMO_STUDY}` not found in ./studies or beside the package"])
+
+
+def _library_progress_bars_off() -> None:
+    """Model loading bars of transformers/diffusers would bury the study's own bar."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers on import
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()
 
 
 def cmd_validate(args) -> int:
@@ -33,6 +45,7 @@ def cmd_run(args) -> int:
     from qeuopt.study import Study
 
     study = Study.from_file(args.study)
+    _library_progress_bars_off()
     start = time.perf_counter()
     summary = study.run(progress=not args.quiet)
     wall = time.perf_counter() - start
@@ -85,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=cmd_ui)
+
+    add_rating_commands(commands)  # rate, ratings export|import|scores, steer
+    add_analysis_commands(commands)  # analyze, recommend, export
     return parser
 
 
