@@ -11,7 +11,7 @@ The SN ratio then rewards settings that look good whatever the seed, and the ANO
 an error estimate even from a saturated array.
 
 A balanced design (orthogonal array, full factorial, all conditions present) gets the
-classic Taguchi ANOVA of :func:`qeuopt.design.taguchi.analyze`. Otherwise (an Optuna
+classic Taguchi ANOVA of :func:`qeuopt.design.effects.analyze`. Otherwise (an Optuna
 search, conditions missing or unrated) one-way sums of squares overlap and can exceed
 the total, so the ANOVA is taken from least squares instead: Type II sums of squares,
 each factor's after all the others; the level means are still plain means, and the
@@ -48,7 +48,7 @@ class StudyAnalysis:
     design: str  # the array used, "full" or "optuna"
     balanced: bool  # every pair of factors has proportional level counts in the data
     sn_meaningful: bool  # larger/smaller-the-better need positive values
-    taguchi: Any  # qeuopt.design.taguchi.TaguchiAnalysis
+    taguchi: Any  # qeuopt.design.effects.TaguchiAnalysis
     anova: pd.DataFrame  # taguchi.anova when balanced, else least_squares_anova
     observations: pd.DataFrame
     notes: tuple[str, ...]
@@ -123,7 +123,7 @@ def analyze_study(study, response: str | None = None, *, sn: str = "larger", per
     writes nothing. ``log`` puts figures, tables and the report on the study's parent run.
     """
     from qeuopt.design.search import array_name
-    from qeuopt.design.taguchi import analyze
+    from qeuopt.design.effects import analyze
     from qeuopt.export import fresh_seeds
 
     spec = study.spec

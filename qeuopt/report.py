@@ -105,37 +105,6 @@ def _optimum_text(result) -> str:
     return "\n".join(lines)
 
 
-# -------------------------------------------------------------------------------- figures
-def effects_figure(taguchi, column: str, title: str):
-    """One panel per factor: ``column`` ("mean" or "sn_db") per level, the grand value dashed.
-
-    Builds a :class:`matplotlib.figure.Figure` directly: pyplot's global state and the
-    backend stay untouched (``savefig`` renders with Agg)."""
-    from matplotlib.figure import Figure
-
-    effects = taguchi.effects
-    factors = list(dict.fromkeys(effects["factor"]))
-    reference = taguchi.grand_mean if column == "mean" else taguchi.grand_sn
-    fig = Figure(figsize=(1.2 + 2.6 * len(factors), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(factors), sharey=True, squeeze=False)[0]
-    for ax, factor in zip(axes, factors):
-        rows = effects[effects["factor"] == factor]
-        x = list(range(len(rows)))
-        ax.plot(x, rows[column].to_numpy(float), marker="o")
-        if math.isfinite(reference):
-            ax.axhline(reference, linestyle="--", linewidth=1, color="grey")
-        ax.set_xticks(x, [_short(level) for level in rows["level"]], rotation=30, ha="right")
-        ax.set_xlabel(factor)
-    axes[0].set_ylabel(f"mean {taguchi.response}" if column == "mean" else f"SN ratio ({taguchi.sn}), dB")
-    fig.suptitle(title)
-    return fig
-
-
-def _short(level: Any, width: int = 18) -> str:
-    text = str(level)
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 # --------------------------------------------------------------------------------- MLflow
 def log_analysis(tracker, result) -> str | None:
     """Figures, tables, the report and the confirmation study on the study's parent run."""
@@ -144,6 +113,8 @@ def log_analysis(tracker, result) -> str | None:
         warnings.warn(f"no parent run of study {result.study!r} in MLflow: the analysis is not logged",
                       stacklevel=2)
         return None
+    from qeuopt.design.effects import effects_figure
+
     t, folder = result.taguchi, f"analysis/{result.response}"
     tracker.log_figure(run_id, effects_figure(t, "mean", f"{result.study}: response graph of {t.response}"),
                        f"{folder}/main_effects.png")

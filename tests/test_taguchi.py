@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from qeuopt.design.arrays import orthogonal_array
-from qeuopt.design.taguchi import Assignment, analyze, assign, response_figure, sn_ratio
+from qeuopt.design.effects import analyze, effects_figure, sn_ratio
+from qeuopt.design.taguchi import Assignment, assign
 from qeuopt.exceptions import DesignError
 
 # ---------------------------------------------------------------------------- assignment
@@ -242,12 +243,13 @@ def test_unknown_level_in_predict_is_an_error():
         result.predict({"style": "s9", "strength": 0.3, "guidance": 5.0})
 
 
-def test_response_figure_has_a_mean_row_and_an_sn_row():
+@pytest.mark.parametrize("column", ["mean", "sn_db"])
+def test_response_graph_has_a_panel_per_factor(column):
     result = analyze(l9_frame(replicate_offsets=(-0.1, 0.1)), list(LEVELS), "clip")
-    figure = response_figure(result, title="L9")
-    assert len(figure.axes) == 2 * len(LEVELS)
-    top = figure.axes[0]
-    assert top.lines[0].get_ydata() == pytest.approx(result.effects["mean"][:3].to_numpy())
+    figure = effects_figure(result, column, title="L9")
+    assert len(figure.axes) == len(LEVELS)
+    first = figure.axes[0]
+    assert first.lines[0].get_ydata() == pytest.approx(result.effects[column][:3].to_numpy())
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     assert buffer.getvalue()[:4] == b"\x89PNG"
