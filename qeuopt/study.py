@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -94,33 +95,41 @@ class Study:
             from qeuopt.score.steer import advance
 
             return advance(self, generator, scorer).summary
-        from qeuopt.design.search import array_name, design_rows, pending_trials, suggest
+        from qeuopt.design.search import design_rows, pending_trials, suggest
 
         study, tracker = self.optuna_study(), self.tracker()
         rows = design_rows(self.spec)
         todo = pending_trials(study, rows, self.spec.design.trials)
         self._repair(study, tracker)
+        levels = self.spec.space.levels()
+        with self.runner(tracker, rows, generator, scorer) as runner:
+            def objective(trial) -> float:
+                condition = Condition(trial.number, suggest(trial, levels))
+                result = runner.run(condition, lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+                trial.set_user_attr("clip_scores", result.scores)
+                return result.summary["mean"]
+
+            if todo:
+                study.optimize(objective, n_trials=todo, show_progress_bar=progress)
+        return self._summary(study, runner.timings)
+
+    @contextmanager
+    def runner(self, tracker, rows, generator=None, scorer=None):
+        """A :class:`ConditionRunner` under the study's parent run. On leaving, every upload
+        is done, and the parent run ends FINISHED, or FAILED if an error escaped."""
+        from qeuopt.design.search import array_name
+
         parent = tracker.study_run(self.name, self._parent_params(array_name(self.spec), rows))
         runner = ConditionRunner(self.spec, generator or self.default_generator(),
                                  scorer or self.default_scorer(), tracker, parent, self.init_image())
-        levels = self.spec.space.levels()
-
-        def objective(trial) -> float:
-            condition = Condition(trial.number, suggest(trial, levels))
-            result = runner.run(condition, lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
-            trial.set_user_attr("clip_scores", result.scores)
-            return result.summary["mean"]
-
         status = "FAILED"
         try:
-            if todo:
-                study.optimize(objective, n_trials=todo, show_progress_bar=progress)
-            runner.close()  # every upload done before the study counts as finished
+            yield runner
+            runner.close()  # an upload's failure surfaces here, before the study counts as finished
             status = "FINISHED"
         finally:
             runner.close()
             tracker.finish(parent, status)
-        return self._summary(study, runner.timings)
 
     def _parent_params(self, array: str, rows) -> dict[str, Any]:
         gen = self.spec.generation

@@ -25,7 +25,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qeuopt.execute import ConditionRunner, Timings
+from qeuopt.execute import Timings
 from qeuopt.app.sync import sync_outbox
 from qeuopt.score.ratings import condition_scores, store_for
 from qeuopt.space import Condition
@@ -101,13 +101,11 @@ def _fail_orphans(opt, tracker) -> None:
 def _generate(study, opt, tracker, rows, count: int, generator, scorer):
     from optuna.trial import TrialState
 
-    from qeuopt.design.search import array_name, suggest
+    from qeuopt.design.search import suggest
 
-    parent = tracker.study_run(study.name, study._parent_params(array_name(study.spec), rows))
-    runner = ConditionRunner(study.spec, generator or study.default_generator(), scorer or study.default_scorer(),
-                             tracker, parent, study.init_image())
-    levels, generated, status = study.spec.space.levels(), [], "FAILED"
-    try:
+    levels, generated = study.spec.space.levels(), []
+    # leaving the block waits for uploads: the rating page lists only FINISHED condition runs
+    with study.runner(tracker, rows, generator, scorer) as runner:
         for _ in range(count):
             with warnings.catch_warnings():  # heartbeats are for optimize(); awaiting trials must not beat
                 warnings.simplefilter("ignore", UserWarning)
@@ -124,11 +122,6 @@ def _generate(study, opt, tracker, rows, count: int, generator, scorer):
             trial.set_user_attr("clip_scores", result.scores)
             trial.set_user_attr(AWAITING, True)
             generated.append(trial.number)
-        runner.close()  # uploads done: the rating page lists only FINISHED condition runs
-        status = "FINISHED"
-    finally:
-        runner.close()
-        tracker.finish(parent, status)
     return generated, runner.timings
 
 
