@@ -35,10 +35,15 @@ _LAZY = {
     "Study": "qeuopt.study",
     "RunSummary": "qeuopt.study",
     "load_study_file": "qeuopt.validation",
+    "optimize": "qeuopt.optimizer",
+    "OptimizeResult": "qeuopt.optimizer",
+    "rank": "qeuopt.recommend",
+    "SettingModel": "qeuopt.recommend",
+    "analyze_study": "qeuopt.analysis",
 }
 
-__all__ = ["Condition", "Factor", "QeuoptError", "Space", "Study", "StudyError", "RunSummary",
-           "load_study_file", "__version__"]
+__all__ = ["Condition", "Factor", "OptimizeResult", "QeuoptError", "RunSummary", "SettingModel", "Space",
+           "Study", "StudyError", "analyze_study", "load_study_file", "optimize", "rank", "__version__"]
 
 
 def __getattr__(name: str):

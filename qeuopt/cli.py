@@ -52,7 +52,10 @@ def cmd_run(args) -> int:
     t = summary.timings
     print(f"{study.name}: {summary.ran} condition(s) generated this run, {summary.total} complete in all")
     if summary.best_condition is not None:
-        print(f"best mean CLIP cosine {summary.best_value:.4f} at {summary.best_condition}")
+        value = "mean CLIP cosine" if study.spec.design.objective == "clip" else study.spec.design.objective
+        print(f"best {value} {summary.best_value:.4f} at {summary.best_condition}")
+    if summary.recommended is not None:
+        print(f"recommended (the models' pick, possibly never generated): {summary.recommended}")
     print(f"wall {wall:.1f} s: generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
           f"other in conditions {t.other:.1f} s, set-up {wall - t.timed() - t.other:.1f} s")
     return 0

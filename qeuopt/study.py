@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,6 +30,7 @@ class RunSummary:
     best_value: float | None
     best_condition: Mapping[str, Any] | None
     timings: Timings
+    recommended: Mapping[str, Any] | None = None  # `oa` search: the model's pick, maybe never generated
 
 
 class Study:
@@ -61,8 +62,10 @@ class Study:
     def optuna_study(self):
         from qeuopt.design.search import open_study
 
+        sampler = self.spec.design.sampler
+        # `oa` rounds enqueue every trial they run, so the sampler never chooses
         return open_study(self.name, absolute_sqlite_url(self.spec.tracking.optuna_storage),
-                          self.spec.design.sampler)
+                          "random" if sampler == "oa" else sampler)
 
     def tracker(self):
         from qeuopt.tracking import Tracker
@@ -95,6 +98,8 @@ class Study:
             from qeuopt.score.steer import advance
 
             return advance(self, generator, scorer).summary
+        if self.spec.design.kind == "optuna" and self.spec.design.sampler == "oa":
+            return self._run_rounds(generator, scorer)
         from qeuopt.design.search import design_rows, pending_trials, suggest
 
         study, tracker = self.optuna_study(), self.tracker()
@@ -112,6 +117,31 @@ class Study:
             if todo:
                 study.optimize(objective, n_trials=todo, show_progress_bar=progress)
         return self._summary(study, runner.timings)
+
+    def _run_rounds(self, generator=None, scorer=None) -> RunSummary:
+        """``qeuopt.optimize`` with strategy ``oa``: an orthogonal array, then rounds chosen
+        by the models, until `design.trials` conditions are complete. Rounds run in one
+        process, so a trial still RUNNING here was cut off and is failed first."""
+        from optuna.trial import TrialState
+
+        from qeuopt.optimizer import optimize
+
+        study, tracker = self.optuna_study(), self.tracker()
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(trial.number, state=TrialState.FAIL)
+        self._repair(study, tracker)
+        with self.runner(tracker, None, generator, scorer) as runner:
+            def evaluate(values, trial) -> float:
+                result = runner.run(Condition(trial.number, values),
+                                    lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+                trial.set_user_attr("clip_scores", result.scores)
+                return result.summary["mean"]
+
+            result = optimize(self.spec.space.levels(), evaluate, budget=self.spec.design.trials,
+                              strategy="oa", study_name=self.name, with_trial=True,
+                              storage=absolute_sqlite_url(self.spec.tracking.optuna_storage))
+            tracker.log(runner.parent_run, tags={"qeuopt.recommended": repr(result.recommended)[:5000]})
+        return replace(self._summary(study, runner.timings), recommended=result.recommended)
 
     @contextmanager
     def runner(self, tracker, rows, generator=None, scorer=None):

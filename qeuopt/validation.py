@@ -16,7 +16,7 @@ from qeuopt.exceptions import DesignError, StudyError
 from qeuopt.generate.schedulers import SCHEDULER_NAMES
 from qeuopt.space import GENERATION_FACTORS, SECTIONS, Space, StudySpec
 
-SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc")
+SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc", "oa")  # oa: rounds of arrays + models
 OBJECTIVES = ("clip", "rating", "combined")
 MODES = ("txt2img", "img2img")
 DTYPES = ("auto", "float32", "float16", "bfloat16")

@@ -140,3 +140,13 @@ def test_failed_trial_leaves_no_folder_and_a_failed_run(workdir, monkeypatch):
         study.run(FakeGenerator(), BrokenScorer(), progress=False)
     folders = sorted(p.name for p in (workdir / "outputs" / "unit").iterdir())
     assert folders == ["c000", "c001"]
+
+
+def test_oa_rounds_search_spends_the_budget_and_resumes(workdir):
+    study = make_study(design={"kind": "optuna", "sampler": "oa", "trials": 12})
+    summary = study.run(FakeGenerator(), FakeScorer(), progress=False)
+    assert summary.total == 12 and len(study.runs()) == 12
+    assert set(summary.recommended) == set(study.spec.space.names)
+    assert summary.recommended["strength"] in (0.35, 0.45, 0.75)
+    again = FakeGenerator()
+    assert study.run(again, FakeScorer(), progress=False).total == 12 and again.calls == []
