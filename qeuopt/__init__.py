@@ -38,7 +38,7 @@ _LAZY = {
     "optimize": "qeuopt.optimizer",
     "OptimizeResult": "qeuopt.optimizer",
     "rank": "qeuopt.recommend",
-    "SettingModel": "qeuopt.recommend",
+    "SettingModel": "qeuopt.model.setting",
     "analyze_study": "qeuopt.analysis",
 }
 

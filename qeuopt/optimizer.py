@@ -6,7 +6,7 @@ engine can persist and resume it):
 - ``"oa"``: designed experiments in rounds. Round 1 is an orthogonal array (the largest
   published one that holds the factors within the round's share of the budget; when
   none does, e.g. nine artists in a slot, a nearly orthogonal balanced design built by
-  column exchange). Each later round fits :class:`~qeuopt.recommend.SettingModel` to
+  column exchange). Each later round fits :class:`~qeuopt.model.setting.SettingModel` to
   everything so far and runs the settings that win under posterior draws of its effects
   (Thompson sampling). Rows go in with ``enqueue_trial``.
 - ``"tpe"``, ``"gp"``, ``"random"``: Optuna's samplers on categorical suggestions.
@@ -196,7 +196,7 @@ class _Runner:
         return dict(zip(names, best))
 
     def fit_model(self, seed: int):
-        from qeuopt.recommend import SettingModel
+        from qeuopt.model.setting import SettingModel
 
         frame = self.history()
         model = SettingModel(levels=self.levels, random_state=seed)
