@@ -8,7 +8,8 @@ import pytest
 from qeuopt.generate.diffusion import DiffusionGenerator
 from qeuopt.score.clip import ClipScorer
 from qeuopt.space import GenerationSettings
-from qeuopt.testing import TINY_CLIP, TINY_SD, draw_sketch
+from qeuopt.sketch import draw_sketch
+from qeuopt.testing import TINY_CLIP, TINY_SD
 
 PROMPT = "portrait in the style of Hokusai, beach, high quality"
 

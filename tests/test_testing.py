@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from qeuopt import testing
+from qeuopt.sketch import draw_sketch
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = [11, 12, 13, 14, 15, 16]
@@ -150,7 +151,7 @@ def test_img2img_from_txt2img_components(sd_pipe, tmp_path):
 
     img2img = StableDiffusionImg2ImgPipeline(**sd_pipe.components)
     img2img.set_progress_bar_config(disable=True)
-    init = Image.open(testing.draw_sketch(tmp_path / "sketch.png", size=(64, 64)))
+    init = Image.open(draw_sketch(tmp_path / "sketch.png", size=(64, 64)))
     out = img2img(demo_prompt(), image=init, strength=0.5, num_inference_steps=10,
                   num_images_per_prompt=6, generator=generators())
     assert [image.size for image in out.images] == [(64, 64)] * 6
@@ -248,7 +249,7 @@ def test_concurrent_builders_do_not_collide(tmp_path):
 def test_sketch_is_a_line_drawing_and_the_committed_copy_is_current(tmp_path):
     from PIL import Image
 
-    drawn = Image.open(testing.draw_sketch(tmp_path / "sketch.png"))
+    drawn = Image.open(draw_sketch(tmp_path / "sketch.png"))
     assert drawn.size == (256, 256) and drawn.mode == "RGB"
     pixels = np.asarray(drawn)
     assert 0.02 < (pixels < 128).all(axis=2).mean() < 0.3  # some ink, mostly paper
