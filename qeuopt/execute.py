@@ -83,6 +83,11 @@ class ConditionResult:
     run_id: str
 
 
+def condition_folder(spec: StudySpec, number: int) -> Path:
+    """Where the files of condition (trial) ``number`` live: ``outputs/<study>/cNNN``."""
+    return Path(spec.tracking.output_dir) / spec.name / f"c{number:03d}"
+
+
 def seeds_for(settings: GenerationSettings) -> list[int]:
     """One seed per grid cell, derived from the condition's seed."""
     return [int(settings.seed) + k for k in range(settings.images_per_condition)]
@@ -107,7 +112,6 @@ class ConditionRunner:
         overlap = spec.tracking.overlap_logging
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="qeuopt-upload") if overlap else None
         self._uploads: list = []
-        self.output = Path(spec.tracking.output_dir) / spec.name
 
     def run(self, condition: Condition, on_run_created=None) -> ConditionResult:
         """Generate, save, score and record one condition.
@@ -128,7 +132,7 @@ class ConditionRunner:
         with timed(stages, "score"):
             scores = [float(s) for s in self.scorer.score(images, text)]
         summary = summarize(scores)
-        final = self.output / f"c{condition.number:03d}"
+        final = condition_folder(spec, condition.number)
         partial = final.with_name(final.name + ".partial")
         try:
             grid = self._save(partial, condition, settings, prompt, seeds, images)

@@ -7,18 +7,15 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from qeuopt.execute import ConditionRunner, Timings
+from qeuopt.execute import ConditionRunner, Timings, condition_folder
 from qeuopt.space import Condition, StudySpec, absolute_sqlite_url, spec_to_dict
 from qeuopt.validation import build_spec, load_study_file
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -186,8 +183,7 @@ class Study:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
             run_id = trial.user_attrs.get("mlflow_run_id")
             if trial.state == TrialState.FAIL:
-                shutil.rmtree(Path(self.spec.tracking.output_dir) / self.name / f"c{trial.number:03d}",
-                              ignore_errors=True)
+                shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
                 if run_id:
                     tracker.fail_if_running(run_id)
                 continue

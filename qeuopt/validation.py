@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from qeuopt.exceptions import DesignError, StudyError
 from qeuopt.generate.schedulers import SCHEDULER_NAMES
-from qeuopt.space import GENERATION_FACTORS, SECTIONS, Space, StudySpec
+from qeuopt.space import GENERATION_FACTORS, SECTIONS, PromptSettings, Space, StudySpec
 
 SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc", "oa")  # oa: rounds of arrays + models
 OBJECTIVES = ("clip", "rating", "combined")
@@ -137,6 +137,11 @@ def _check_factor_names(spec: StudySpec) -> list[str]:
     for name in placeholders:
         if name not in spec.space.names:
             problems.append(f"`prompt.template`: placeholder {{{name}}} has no factor; add `factors.{name}` or remove it")
+    scoring_text = PromptSettings(spec.scoring.text)  # the CLIP text may name factors too
+    for name in scoring_text.placeholders:
+        if name not in spec.space.names:
+            problems.append(f"`scoring.text`: placeholder {{{name}}} has no factor; allowed: "
+                            f"{', '.join('{' + n + '}' for n in spec.space.names)}")
     return problems
 
 

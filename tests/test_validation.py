@@ -39,6 +39,7 @@ def test_base_study_is_valid():
     ({"generation": {"mode": "img2img", "init_image": "nope.png"}}, "generation.init_image", "'nope.png'"),
     ({"tracking": {"mlflow_uri": 5}}, "tracking.mlflow_uri", "5"),
     ({"extra": {}}, "extra", "unknown section"),
+    ({"scoring": {"text": "a beach by {painter}"}}, "scoring.text", "{painter}"),
 ])
 def test_each_rule_names_field_and_given_value(changes, field, given):
     problems = problems_of(study_data(**changes))

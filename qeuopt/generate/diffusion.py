@@ -8,7 +8,6 @@ switching mode costs no second load.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -16,9 +15,7 @@ from qeuopt.exceptions import ModelLoadError, UnsafeCheckpointError
 from qeuopt.generate.schedulers import DEFAULT, SCHEDULERS, a1111_sampler_name
 from qeuopt.space import GenerationSettings
 from qeuopt.testing import resolve_model
-
-log = logging.getLogger(__name__)
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+from qeuopt.validation import PICKLE_SUFFIXES  # one list: validation refuses what loading refuses
 
 
 def pick_device(requested: str = "auto") -> str:
