@@ -226,16 +226,23 @@ def write_study_toml(data: Mapping[str, Any], header: Sequence[str], path: str |
 def ranked_settings(study, response: str | None = None, top: int = 20, pair: Any = "auto"):
     """:func:`qeuopt.recommend.rank` over the study's observations (replicate rows per image
     where the response has them), for its factors and levels."""
-    from qeuopt.observations import resolve_per, resolve_response, study_observations
+    ranked, response, _ = _rank_study(study, response, top, pair)
+    return ranked, response
+
+
+def _rank_study(study, response, top, pair):
+    """:func:`ranked_settings` and the study's condition table it was read from."""
+    from qeuopt.observations import condition_table, resolve_response, study_observations
     from qeuopt.recommend import rank
 
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise DesignError(f"`top`: a positive number of settings is allowed; given {top!r}")
     response = resolve_response(study.spec, response)
-    frame = study_observations(study, response, resolve_per(response, "auto"))
+    conditions = condition_table(study)
+    frame = study_observations(study, response, "auto", conditions=conditions)
     names = study.spec.space.names
     frame = frame.dropna(subset=[response])[names + [response]].reset_index(drop=True)
-    return rank(study.spec.space.levels(), frame, response, top=top, pair=pair), response
+    return rank(study.spec.space.levels(), frame, response, top=top, pair=pair), response, conditions
 
 
 def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, top: int = 20,
@@ -245,10 +252,10 @@ def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, 
     The ``study`` format always writes a file (default ``<study>_top<N>.toml`` beside it)."""
     if fmt not in FORMATS:
         raise DesignError(f"`format`: allowed: {', '.join(FORMATS)}; given {fmt!r}")
-    ranked, response = ranked_settings(study, response, top, pair)
+    ranked, response, conditions = _rank_study(study, response, top, pair)
     rows = setting_rows(study.spec, ranked)
     if fmt == "study":
-        return _export_study(study, rows, out, top, seeds)
+        return _export_study(study, rows, out, top, seeds, conditions["base_seed"].max())
     buffer = io.StringIO()
     if fmt == "csv":
         write_csv(rows, buffer)
@@ -259,12 +266,10 @@ def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, 
     return _deliver(buffer.getvalue(), out)
 
 
-def _export_study(study, rows, out, top: int, seeds: int) -> Path:
-    from qeuopt.observations import condition_table
-
+def _export_study(study, rows, out, top: int, seeds: int, last_base_seed: int) -> Path:
     spec = study.spec
     path = Path(out) if isinstance(out, (str, Path)) else Path(spec.base_dir) / f"{spec.name}_top{top}.toml"
-    new_seeds = fresh_seeds(spec, condition_table(study)["base_seed"].max(), seeds)
+    new_seeds = fresh_seeds(spec, last_base_seed, seeds)
     settings = [{n: row[n] for n in spec.space.names} for row in rows]
     data, header = confirmation_study(spec, settings, name=f"{spec.name}_top{top}", seeds=new_seeds,
                                       out_dir=path.parent)

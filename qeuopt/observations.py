@@ -21,11 +21,12 @@ from typing import Any, Mapping
 import pandas as pd
 
 from qeuopt.exceptions import DesignError
+from qeuopt.execute import FOLDER_TAG
 
 CLIP_RESPONSE = "clip_mean"
 RATING_RESPONSES = ("rating", "combined")
 PER_IMAGE = {"clip_mean": "clip_image_", "rating": "rating"}  # responses that exist per image
-TRIAL, FOLDER = "tags.optuna.trial_number", "tags.qeuopt.folder"
+TRIAL, FOLDER = "tags.optuna.trial_number", f"tags.{FOLDER_TAG}"
 RESERVED = ("condition", "run_id", "folder", "base_seed", "image", "image_seed")
 
 
@@ -105,18 +106,20 @@ def _run_levels(run, lookups: Mapping[str, dict], skipped: list[str]) -> dict[st
     return values
 
 
-def study_observations(study, response: str | None = None, per: str = "condition") -> pd.DataFrame:
+def study_observations(study, response: str | None = None, per: str = "condition", *,
+                       conditions: pd.DataFrame | None = None) -> pd.DataFrame:
     """The study's results as one row per condition, or per image (``per="image"``).
 
     Columns: ``condition`` (trial number), ``run_id``, ``folder``, ``base_seed``, one column
     per factor, the response (named as asked), and per image also ``image`` (index in the
     grid) and ``image_seed`` (the seed that image was generated with: ``base_seed + image``;
     not called ``seed``, which may be a factor). Conditions nobody rated have NaN ratings.
+    ``conditions``: the study's :func:`condition_table` when the caller has read it already.
     """
     spec = study.spec
     response = resolve_response(spec, response)
     per = resolve_per(response, per)
-    conditions = condition_table(study)
+    conditions = condition_table(study) if conditions is None else conditions
     keep = ["condition", "run_id", "folder", "base_seed", *spec.space.names]
     if response in RATING_RESPONSES:
         return _with_ratings(study, conditions, keep, response, per)

@@ -77,13 +77,21 @@ def _similarities(scorer, images: list, texts: list[str]) -> np.ndarray:
 
 
 def _condition_images(row, tracker) -> list:
-    """The PNGs of a condition, from its folder, else downloaded from its run."""
+    """The PNGs of a condition, from its folder, else downloaded from its run (into a
+    temporary folder that is removed once the images are in memory)."""
+    folder = Path(row["folder"]) if isinstance(row["folder"], str) else None
+    if folder is not None and folder.is_dir():
+        return _read_images(folder, row)
+    with tempfile.TemporaryDirectory(prefix="qeuopt-png-") as scratch:
+        return _read_images(tracker.download(row["run_id"], "png", scratch), row)
+
+
+def _read_images(folder: Path, row) -> list:
     from PIL import Image
 
-    folder = Path(row["folder"]) if isinstance(row["folder"], str) else None
-    if folder is None or not folder.is_dir():
-        folder = tracker.download(row["run_id"], "png", tempfile.mkdtemp(prefix="qeuopt-png-"))
-    files = sorted(folder.glob("*_seed*.png"))
+    from qeuopt.execute import condition_images
+
+    files = condition_images(folder)
     if not files:
         raise DesignError(f"`condition` {row['condition']}: no images found in {folder}")
     images = []
@@ -218,15 +226,15 @@ def _fit_and_select(X_all, y, rated, variant, names):
 def log_prediction(tracker, result: RatingPrediction, run_ids) -> None:
     """Tables and the report on the parent run; each condition's prediction as a metric
     ``tmethod_<response>`` on its own run, so the MLflow run list can sort by it."""
+    from qeuopt.report import plain_levels
+
     parent = tracker.find_study_run(result.study)
     folder = f"analysis/tmethod_{result.response}"
     if parent is not None:
         tracker.log_table(parent, result.items.reset_index(), f"{folder}/items.json")
         tracker.log_table(parent, result.gains.rename_axis("item").reset_index(name="gain_db"),
                           f"{folder}/item_gains.json")
-        predictions = result.predictions.assign(**{n: result.predictions[n].map(str) for n in
-                                                   result.predictions.columns if result.predictions[n].dtype == object})
-        tracker.log_table(parent, predictions, f"{folder}/predictions.json")
+        tracker.log_table(parent, plain_levels(result.predictions), f"{folder}/predictions.json")
         tracker.log_text(parent, result.report(), f"{folder}/report.txt")
     for condition, value in zip(result.predictions["condition"], result.predictions["predicted"]):
         tracker.log(run_ids[condition], metrics={f"tmethod_{result.response}": float(value)})

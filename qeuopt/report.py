@@ -122,7 +122,7 @@ def log_analysis(tracker, result) -> str | None:
         tracker.log_figure(run_id, effects_figure(t, "sn_db", f"{result.study}: SN ratio of {t.response}, "
                                                   f"{SN_NAMES[t.sn]}"), f"{folder}/sn_ratio.png")
     for name, frame in (("effects", t.effects), ("anova", result.anova), ("conditions", t.conditions)):
-        tracker.log_table(run_id, _plain_levels(frame), f"{folder}/{name}.json")
+        tracker.log_table(run_id, plain_levels(frame), f"{folder}/{name}.json")
     tracker.log_text(run_id, result.report(), f"{folder}/report.txt")
     if result.confirmation:
         tracker.log_artifact(run_id, result.confirmation, folder)
@@ -130,7 +130,7 @@ def log_analysis(tracker, result) -> str | None:
     return run_id
 
 
-def _plain_levels(frame: pd.DataFrame) -> pd.DataFrame:
+def plain_levels(frame: pd.DataFrame) -> pd.DataFrame:
     """Level columns as text, so a table mixing artist names and numbers reads cleanly."""
     frame = frame.copy()
     for column in frame.columns:
