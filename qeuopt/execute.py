@@ -205,8 +205,8 @@ class ConditionRunner:
 
 
 def condition_images(folder: Path) -> list[Path]:
-    """The PNGs of a condition folder in grid order (``NN_seedS.png``)."""
-    return sorted(folder.glob("[0-9][0-9]_seed*.png"))
+    """The PNGs of a condition folder in grid order (``NN_seedS.png``; 100+ cells give NNN)."""
+    return sorted(folder.glob("[0-9]*_seed*.png"), key=lambda path: int(path.name.split("_")[0]))
 
 
 def upload_condition(tracker, run_id: str, folder: Path, scores, values, grid=None) -> None:

@@ -49,14 +49,13 @@ def cmd_export(args) -> int:
     from qeuopt.score.ratings import store_for, write_csv
 
     study = _study(args.study)
-    store = store_for(study.spec)
-    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
-    try:
-        count = write_csv(store.rows(study.name), out)
-    finally:
-        store.close()
-        if out is not sys.stdout:
-            out.close()
+    with store_for(study.spec) as store:
+        out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+        try:
+            count = write_csv(store.rows(study.name), out)
+        finally:
+            if out is not sys.stdout:
+                out.close()
     print(f"{count} rating(s) of {study.name} exported", file=sys.stderr)
     return 0
 
@@ -70,12 +69,9 @@ def cmd_import(args) -> int:
     catalog = Catalog(study)
     with open(args.csv, newline="", encoding="utf-8") as source:
         rows = read_csv(source, study.name, catalog.known())
-    store = store_for(study.spec)
-    try:
+    with store_for(study.spec) as store:
         changed = store.import_rows(rows)
         synced = sync_outbox(store, study.tracker(), study.name, catalog.run_ids())
-    finally:
-        store.close()
     print(f"{len(rows)} row(s) read, {changed} stored (older than a stored rating: kept the stored one), "
           f"{synced} condition run(s) updated in MLflow")
     return 0
@@ -92,13 +88,10 @@ def cmd_scores(args) -> int:
         return 0
     numbers = runs["tags.optuna.trial_number"].astype(int)
     clip = dict(zip(numbers, runs["metrics.clip_mean"]))
-    store = store_for(study.spec)
-    try:
+    with store_for(study.spec) as store:
         scores = condition_scores(store.frame(study.name), clip, {"rating": args.rating_weight,
                                                                    "clip": 1.0 - args.rating_weight})
         revision = store.revision(study.name)
-    finally:
-        store.close()
     tracker, run_ids = study.tracker(), dict(zip(numbers, runs["run_id"]))
     for number, row in scores.dropna(subset=["combined"]).iterrows():
         tracker.log(run_ids[number], metrics={"rating_z": row["rating_z"], "combined": row["combined"]},

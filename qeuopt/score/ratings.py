@@ -187,6 +187,12 @@ class RatingStore:
         with self._lock:
             self._db.close()
 
+    def __enter__(self) -> "RatingStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def store_for(spec) -> RatingStore:
     """The store named by a study's ``tracking.ratings_db`` (relative to the current folder)."""
@@ -195,11 +201,8 @@ def store_for(spec) -> RatingStore:
 
 def ratings_frame(study):
     """The ratings of a :class:`qeuopt.Study` as pandas: one row per (condition, image, rater)."""
-    store = store_for(study.spec)
-    try:
+    with store_for(study.spec) as store:
         return store.frame(study.name)
-    finally:
-        store.close()
 
 
 def _standardize(series):
@@ -211,9 +214,7 @@ def normalize_per_rater(frame):
     """Rated rows (skips dropped) with a ``z`` column: the rating as a z-score of its rater."""
     rated = frame.dropna(subset=["rating"]).copy()
     rated["rating"] = rated["rating"].astype(float)
-    by_rater = rated.groupby("rater")["rating"]
-    spread = by_rater.transform(lambda s: s.std(ddof=0)).where(lambda s: s > 0, 1.0)
-    rated["z"] = (rated["rating"] - by_rater.transform("mean")) / spread
+    rated["z"] = rated.groupby("rater")["rating"].transform(_standardize)
     return rated
 
 

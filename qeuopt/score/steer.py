@@ -93,14 +93,19 @@ def _fail_orphans(opt, tracker) -> None:
 
     for trial in opt.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not trial.user_attrs.get(AWAITING) and trial.user_attrs.get("qeuopt.steered"):
-            opt.tell(trial.number, state=TrialState.FAIL)
-            if trial.user_attrs.get("mlflow_run_id"):
-                tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
+            _fail(opt, tracker, trial)
+
+
+def _fail(opt, tracker, trial) -> None:
+    """Tell ``trial`` FAIL and mark its MLflow run FAILED if it is still running."""
+    from optuna.trial import TrialState
+
+    opt.tell(trial.number, state=TrialState.FAIL)
+    if trial.user_attrs.get("mlflow_run_id"):
+        tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
 
 
 def _generate(study, opt, tracker, rows, count: int, generator, scorer):
-    from optuna.trial import TrialState
-
     from qeuopt.design.search import suggest
 
     levels, generated = study.spec.space.levels(), []
@@ -115,9 +120,7 @@ def _generate(study, opt, tracker, rows, count: int, generator, scorer):
                 condition = Condition(trial.number, suggest(trial, levels))
                 result = runner.run(condition, lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
             except BaseException:
-                opt.tell(trial, state=TrialState.FAIL)
-                if trial.user_attrs.get("mlflow_run_id"):
-                    tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
+                _fail(opt, tracker, trial)
                 raise
             trial.set_user_attr("clip_scores", result.scores)
             trial.set_user_attr(AWAITING, True)
@@ -156,7 +159,7 @@ def tell_rated(study, opt, store) -> dict[int, float | None]:
         if set(range(len(trial.user_attrs.get("clip_scores", ())))) - set(mine["image"]):
             continue  # some image has neither a rating nor a skip yet
         value = mine["rating"].dropna().astype(float).mean() if scores is None else scores.at[trial.number, "combined"]
-        if value is None or math.isnan(value):
+        if math.isnan(value):
             opt.tell(trial.number, state=TrialState.FAIL)
             told[trial.number] = None
         else:
