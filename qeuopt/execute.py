@@ -224,3 +224,13 @@ def upload_condition(tracker, run_id: str, folder: Path, scores, values, grid=No
                           **{k: [v] * len(files) for k, v in values.items()}})
     tracker.log_table(run_id, table, "images_table.json")
     tracker.finish(run_id)
+
+
+def finish_cut_off_upload(tracker, trial) -> None:
+    """A trial whose files and metrics are safe but whose uploads were cut off (its run is
+    still RUNNING) gets them redone from its folder; a finished run is left alone."""
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    run = tracker.client.get_run(run_id) if run_id else None
+    if run is not None and run.info.status == "RUNNING":
+        upload_condition(tracker, run_id, Path(run.data.tags[FOLDER_TAG]),
+                         trial.user_attrs["clip_scores"], trial.params)

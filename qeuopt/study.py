@@ -178,19 +178,15 @@ class Study:
         their files; runs and folders of failed trials are marked FAILED and removed."""
         from optuna.trial import TrialState
 
-        from qeuopt.execute import FOLDER_TAG, upload_condition
+        from qeuopt.execute import finish_cut_off_upload
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-            run_id = trial.user_attrs.get("mlflow_run_id")
-            if trial.state == TrialState.FAIL:
-                shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
-                if run_id:
-                    tracker.fail_if_running(run_id)
+            if trial.state == TrialState.COMPLETE:
+                finish_cut_off_upload(tracker, trial)
                 continue
-            run = tracker.client.get_run(run_id) if run_id else None
-            if run is not None and run.info.status == "RUNNING":
-                upload_condition(tracker, run_id, Path(run.data.tags[FOLDER_TAG]),
-                                 trial.user_attrs["clip_scores"], trial.params)
+            shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
+            if trial.user_attrs.get("mlflow_run_id"):
+                tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
 
     # -- results -------------------------------------------------------------------------
     def trials(self):

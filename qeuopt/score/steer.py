@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from qeuopt.execute import Timings
 from qeuopt.app.sync import sync_outbox
@@ -131,13 +130,10 @@ def _generate(study, opt, tracker, rows, count: int, generator, scorer):
 def _finish_uploads(opt, tracker) -> None:
     """An awaiting trial whose uploads were cut off (the loop was killed) never reaches the
     rating page, whose runs must be FINISHED: redo the uploads from its files."""
-    from qeuopt.execute import FOLDER_TAG, upload_condition
+    from qeuopt.execute import finish_cut_off_upload
 
     for trial in _awaiting(opt):
-        run = tracker.client.get_run(trial.user_attrs["mlflow_run_id"])
-        if run.info.status == "RUNNING":
-            upload_condition(tracker, run.info.run_id, Path(run.data.tags[FOLDER_TAG]),
-                             trial.user_attrs["clip_scores"], trial.params)
+        finish_cut_off_upload(tracker, trial)
 
 
 def tell_rated(study, opt, store) -> dict[int, float | None]:
