@@ -34,7 +34,7 @@ def startup(repeat: int) -> None:
     base = seconds([python, "-c", "pass"], repeat)
     rows = [("python -c pass", base),
             ("python -c 'import qeuopt'", seconds([python, "-c", "import qeuopt"], repeat)),
-            ("qeuopt --help", seconds([python, "-m", "qeuopt.cli", "--help"], repeat))]
+            ("qeuopt --help", seconds([python, "-m", "qeuopt.cli.main", "--help"], repeat))]
     print(f"{'start-up (median of %d)' % repeat:<32}{'s':>8}{'minus python':>14}")
     for name, value in rows:
         print(f"{name:<32}{value:>8.3f}{value - base:>14.3f}")

@@ -1,6 +1,6 @@
 """Fewer images to a good setting: regret of each strategy's recommendation per budget.
 
-Synthetic studies shaped like real ones (``qeuopt.synthetic.make_problem``): two artist
+Synthetic studies shaped like real ones (``qeuopt.testing.synthetic.make_problem``): two artist
 slots with 3-9 artists each and a rank 1-2 pair interaction, strength and guidance at
 five levels with smooth optima, an inert scheduler and steps (3 levels each), seed noise
 sd 0.75 (an artist's own bias has sd 1). Grids hold 2,025 to 18,225 settings.
@@ -26,8 +26,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one process per core is faster 
 
 import numpy as np  # noqa: E402
 
-from qeuopt.optimizer import optimize  # noqa: E402
-from qeuopt.synthetic import make_problem  # noqa: E402
+from qeuopt.run.rounds import optimize  # noqa: E402
+from qeuopt.testing.synthetic import make_problem  # noqa: E402
 
 DEFAULT_STRATEGIES = "oa,auto,tpe,gp,random,full,tpe+model,random+model"
 

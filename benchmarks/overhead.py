@@ -29,8 +29,9 @@ sys.path.insert(0, str(ROOT))
 def bare_loop(spec, rows, init_image, *, batched: bool) -> float:
     """Seconds for a plain diffusers loop over the conditions (no saving, no scoring)."""
     import torch
-    from qeuopt.execute import seeds_for
+
     from qeuopt.generate.diffusion import DiffusionGenerator
+    from qeuopt.run.condition import seeds_for
 
     start, generator = time.perf_counter(), None
     for values in rows:
@@ -48,7 +49,7 @@ def bare_loop(spec, rows, init_image, *, batched: bool) -> float:
 
 def qeuopt_run(spec):
     """Wall seconds and stage timings of a real ``Study.run`` in a scratch folder."""
-    from qeuopt.study import Study
+    from qeuopt.run.study import Study
 
     folder = tempfile.mkdtemp(prefix="qeuopt-bench-")
     cwd = os.getcwd()
@@ -64,13 +65,13 @@ def qeuopt_run(spec):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--study", default=str(ROOT / "studies" / "demo_tiny_l9.toml"))
+    parser.add_argument("--study", default=str(ROOT / "qeuopt" / "data" / "demo_tiny_l9.toml"))
     parser.add_argument("--repeat", type=int, default=3, help="runs of each variant; medians are shown")
     args = parser.parse_args()
 
-    from qeuopt.design.search import design_rows
-    from qeuopt.study import Study
-    from qeuopt.testing import resolve_model
+    from qeuopt.run.queue import design_rows
+    from qeuopt.run.study import Study
+    from qeuopt.testing.tiny import resolve_model
 
     spec = Study.from_file(args.study).spec
     resolve_model(spec.generation.model), resolve_model(spec.scoring.clip_model)  # build tiny models first

@@ -25,10 +25,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from qeuopt.design.effects import analyze
-from qeuopt.design.taguchi import assign
-from qeuopt.recommend import rank
-from qeuopt.synthetic import make_problem
+from qeuopt.analysis.effects import analyze
+from qeuopt.design.assign import assign
+from qeuopt.recommend.rank import rank
+from qeuopt.testing.synthetic import make_problem
 
 L18_SHAPE = dict(n_artists=3, strength=(0.35, 0.55, 0.75), guidance=(5.0, 8.0, 11.0),
                  inert={"scheduler": ("euler_a", "dpmpp_2m"), "steps": (20, 30, 40)})

@@ -45,7 +45,7 @@ def main() -> None:
           f"at {summary.best_condition}")
     analysis = qeuopt.analyze_study(study, confirmation=False)
     print("Taguchi optimum:", analysis.taguchi.optimum)
-    from qeuopt.export import ranked_settings
+    from qeuopt.recommend.export import ranked_settings
 
     ranked, response = ranked_settings(study, top=5)
     print(f"top 5 by predicted {response} (observed = generated in the study):")

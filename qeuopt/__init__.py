@@ -26,20 +26,20 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from qeuopt.exceptions import QeuoptError, StudyError
-from qeuopt.space import Condition, Factor, Space
+from qeuopt.config.spec import Condition, Factor, Space
+from qeuopt.errors import QeuoptError, StudyError
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Study": "qeuopt.study",
-    "RunSummary": "qeuopt.study",
-    "load_study_file": "qeuopt.validation",
-    "optimize": "qeuopt.optimizer",
-    "OptimizeResult": "qeuopt.optimizer",
-    "rank": "qeuopt.recommend",
+    "Study": "qeuopt.run.study",
+    "RunSummary": "qeuopt.run.study",
+    "load_study_file": "qeuopt.config.load",
+    "optimize": "qeuopt.run.rounds",
+    "OptimizeResult": "qeuopt.run.rounds",
+    "rank": "qeuopt.recommend.rank",
     "SettingModel": "qeuopt.model.setting",
-    "analyze_study": "qeuopt.analysis",
+    "analyze_study": "qeuopt.analysis.study",
 }
 
 __all__ = ["Condition", "Factor", "OptimizeResult", "QeuoptError", "RunSummary", "SettingModel", "Space",

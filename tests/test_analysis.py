@@ -9,17 +9,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qeuopt.analysis import analyze_study, is_balanced, least_squares_anova, study_observations
-from qeuopt.cli import main
-from qeuopt.exceptions import DesignError
-from qeuopt.fake import FakeGenerator, FakeScorer
-from qeuopt.rating_model import predict_ratings, prompt_phrases, unit_space
-from qeuopt.score.ratings import store_for
-from qeuopt.study import Study
-from qeuopt.validation import load_study_file
+from qeuopt.analysis.rating_prediction import (
+    predict_ratings,
+    prompt_phrases,
+    unit_space,
+)
+from qeuopt.analysis.study import (
+    analyze_study,
+    is_balanced,
+    least_squares_anova,
+    study_observations,
+)
+from qeuopt.cli.main import main
+from qeuopt.config.load import load_study_file
+from qeuopt.errors import DesignError
+from qeuopt.ratings.store import store_for
+from qeuopt.run.study import Study
+from qeuopt.testing.fake import FakeGenerator, FakeScorer
 from tests.studies import study_data
 
 STUDIES = Path(__file__).parents[1] / "studies"
+DEMO_STUDY = Path(__file__).parents[1] / "qeuopt" / "data" / "demo_tiny_l9.toml"
 # the true response: 0.30 + one effect per factor level, +-0.01 by seed parity (noise)
 EFFECTS = {"style_a": {"Richard Dadd": 0.00, "Hokusai": 0.06, "Frank Cho": 0.03},
            "style_b": {"Rinko Kawauchi": 0.00, "Todd Hido": -0.04, "Claude Monet": 0.02},
@@ -207,7 +217,7 @@ def test_without_runs_or_ratings_the_errors_say_what_to_do(folder):
 def test_demo_study_plots_appear_in_mlflow(folder, capsys):
     """The demo on the tiny models, analysed from the command line; then rated and analysed
     with the T-method, whose CLIP items come from the tiny CLIP on the PNGs on disk."""
-    text = (STUDIES / "demo_tiny_l9.toml").read_text()
+    text = DEMO_STUDY.read_text()
     text = text.replace("grid = [2, 3]", "grid = [1, 2]").replace("steps = 20", "steps = 4")
     (folder / "demo.toml").write_text(text)
     shutil.copy(STUDIES / "sketch.png", folder / "sketch.png")

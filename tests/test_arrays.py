@@ -7,8 +7,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from qeuopt.design.arrays import array_levels, array_notation, list_arrays, orthogonal_array
-from qeuopt.exceptions import DesignError
+from qeuopt.design.arrays import (
+    array_levels,
+    array_notation,
+    list_arrays,
+    orthogonal_array,
+)
+from qeuopt.errors import DesignError
 
 ALL = list_arrays()
 

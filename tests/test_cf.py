@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from qeuopt.model import CVResult, ModelNotFittedError, PairFactorization, cross_validated_rmse
+from qeuopt.model import (
+    CVResult,
+    ModelNotFittedError,
+    PairFactorization,
+    cross_validated_rmse,
+)
 
 
 def _low_rank_scores(n_rows=60, n_cols=50, rank=3, density=0.4, noise=0.1, seed=0):

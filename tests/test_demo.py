@@ -3,13 +3,14 @@
 import shutil
 from pathlib import Path
 
-from qeuopt.cli import main
+from qeuopt.cli.main import main
 
 STUDIES = Path(__file__).parents[1] / "studies"
+DEMO_STUDY = Path(__file__).parents[1] / "qeuopt" / "data" / "demo_tiny_l9.toml"
 
 
 def test_demo_study_runs_end_to_end(workdir, capsys):
-    text = (STUDIES / "demo_tiny_l9.toml").read_text()
+    text = DEMO_STUDY.read_text()
     # the same demo, smaller: a 1x2 grid and few steps keep the test quick
     text = text.replace("grid = [2, 3]", "grid = [1, 2]").replace("steps = 20", "steps = 4")
     (workdir / "demo.toml").write_text(text)
@@ -19,7 +20,7 @@ def test_demo_study_runs_end_to_end(workdir, capsys):
     out = capsys.readouterr().out
     assert "9 condition(s) generated this run, 9 complete" in out
 
-    from qeuopt.study import Study
+    from qeuopt.run.study import Study
 
     runs = Study.from_file(workdir / "demo.toml").runs()
     assert len(runs) == 9 and runs["metrics.clip_mean"].between(-1, 1).all()

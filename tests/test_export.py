@@ -12,13 +12,19 @@ import pandas as pd
 import pytest
 import tomli_w
 
-from qeuopt.cli import main
-from qeuopt.exceptions import DesignError
-from qeuopt.export import (a1111_line, confirmation_study, export_settings, setting_rows, write_csv,
-                           write_json, write_study_toml)
-from qeuopt.fake import FakeGenerator, FakeScorer
-from qeuopt.study import Study
-from qeuopt.validation import build_spec, load_study_file
+from qeuopt.analysis.confirmation import confirmation_study, write_study_toml
+from qeuopt.cli.main import main
+from qeuopt.config.load import build_spec, load_study_file
+from qeuopt.errors import DesignError, InputError
+from qeuopt.recommend.export import (
+    a1111_line,
+    export_settings,
+    setting_rows,
+    write_csv,
+    write_json,
+)
+from qeuopt.run.study import Study
+from qeuopt.testing.fake import FakeGenerator, FakeScorer
 from tests.studies import study_data
 
 STUDIES = Path(__file__).parents[1] / "studies"
@@ -39,7 +45,7 @@ def spec_of(tmp_path=None, **changes):
 
 
 def ranked(rows, predicted):
-    """A frame shaped like qeuopt.recommend.rank's result."""
+    """A frame shaped like qeuopt.recommend.rank.rank's result."""
     return pd.DataFrame(rows).assign(predicted=predicted, support=[6] * len(rows), observed=[False] * len(rows),
                                      observed_mean=[float("nan")] * len(rows), n_observed=[0] * len(rows))
 
@@ -68,7 +74,7 @@ def test_setting_rows_render_prompts_and_every_parameter():
     parameters = (row["rank"], row["guidance"], row["steps"], row["seed"], row["width"], row["images"])
     assert parameters == (1, 8.0, 4, 1234, 32, 2)
     assert (row["predicted"], row["support"], row["observed"], row["observed_mean"]) == (0.31, 6, False, None)
-    with pytest.raises(DesignError, match="`guidance`: allowed levels \\[6.0, 8.0\\]; the ranking gives 7.0"):
+    with pytest.raises(InputError, match="`guidance`: allowed levels \\[6.0, 8.0\\]; given 7.0"):
         setting_rows(spec, ranked([{"style_a": TRICKY, "style_b": "Todd Hido", "guidance": 7.0}], [0.3]))
 
 

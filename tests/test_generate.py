@@ -5,11 +5,11 @@ import warnings
 import numpy as np
 import pytest
 
+from qeuopt.config.spec import GenerationSettings
 from qeuopt.generate.diffusion import DiffusionGenerator
 from qeuopt.score.clip import ClipScorer
-from qeuopt.space import GenerationSettings
-from qeuopt.sketch import draw_sketch
-from qeuopt.testing import TINY_CLIP, TINY_SD
+from qeuopt.testing.sketch import draw_sketch
+from qeuopt.testing.tiny import TINY_CLIP, TINY_SD
 
 PROMPT = "portrait in the style of Hokusai, beach, high quality"
 
@@ -52,7 +52,7 @@ def test_one_pipeline_kept_for_the_study(generator, sketch):
 
 
 def test_pickle_checkpoint_refused_before_loading(tmp_path):
-    from qeuopt.exceptions import UnsafeCheckpointError
+    from qeuopt.errors import UnsafeCheckpointError
 
     (tmp_path / "model.ckpt").write_bytes(b"not a real checkpoint")
     gen = DiffusionGenerator(GenerationSettings(model=str(tmp_path / "model.ckpt"), device="cpu"))
@@ -61,7 +61,7 @@ def test_pickle_checkpoint_refused_before_loading(tmp_path):
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    from qeuopt.exceptions import ModelLoadError
+    from qeuopt.errors import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="`generation.model`"):
         DiffusionGenerator(GenerationSettings(model=str(tmp_path / "no-such-folder"), device="cpu")).pipeline("txt2img")

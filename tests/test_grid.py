@@ -1,8 +1,13 @@
 import numpy as np
 from PIL import Image
 
-from qeuopt.generate.grid import (format_parameters, labelled_grid, parse_parameters, read_parameters,
-                                  save_png)
+from qeuopt.generate.grid import (
+    format_parameters,
+    labelled_grid,
+    parse_parameters,
+    read_parameters,
+    save_png,
+)
 
 
 def test_a1111_layout_matches_what_a1111_writes():

@@ -1,6 +1,6 @@
 import subprocess
-from pathlib import Path
 import sys
+from pathlib import Path
 
 HEAVY = ("torch", "diffusers", "transformers", "mlflow", "optuna", "sentence_transformers")
 
@@ -16,10 +16,10 @@ def test_import_qeuopt_loads_no_heavy_library():
 
 
 def test_cli_help_loads_no_heavy_library():
-    code = "from qeuopt.cli import build_parser\nbuild_parser().format_help()"
+    code = "from qeuopt.cli.main import build_parser\nbuild_parser().format_help()"
     assert _loaded_after(code) == set()
 
 
 def test_validation_loads_no_heavy_library():
-    study = Path(__file__).parents[1] / "studies" / "demo_tiny_l9.toml"
-    assert _loaded_after(f"from qeuopt.validation import load_study_file; load_study_file({str(study)!r})") == set()
+    study = Path(__file__).parents[1] / "qeuopt" / "data" / "demo_tiny_l9.toml"
+    assert _loaded_after(f"from qeuopt.config.load import load_study_file; load_study_file({str(study)!r})") == set()

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from qeuopt.exceptions import DesignError
-from qeuopt.optimizer import balanced_design, design_rows, optimize
-from qeuopt.synthetic import make_problem
+from qeuopt.errors import DesignError
+from qeuopt.run.rounds import balanced_design, design_rows, optimize
+from qeuopt.testing.synthetic import make_problem
 
 FACTORS = {"style": ["ink", "oil", "pastel"], "strength": [0.35, 0.55, 0.75],
            "steps": [20, 30, 40], "cfg": [5.0, 8.0, 11.0]}
@@ -170,7 +170,7 @@ def test_synthetic_problem_optimum_is_the_grid_maximum_and_its_noise_replays():
 
 def test_qeuopt_optimize_is_the_public_function():
     import qeuopt
-    import qeuopt.optimizer  # importing the module does not shadow the function
+    import qeuopt.run.rounds  # importing the module does not shadow the function
 
     result = qeuopt.optimize(FACTORS, additive, budget=4, strategy="random")
     assert len(result.history) == 4

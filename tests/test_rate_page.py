@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from qeuopt.app.server import RatingServer
+from qeuopt.ratings.server import RatingServer
 from tests.test_ratings_support import L9_GRID, rated_template, study_copy
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -6,10 +6,18 @@ import threading
 import pandas as pd
 import pytest
 
-from qeuopt.exceptions import RatingError
-from qeuopt.app.sync import summarize_condition
-from qeuopt.score.ratings import (RatingStore, check_position, check_rater, check_rating, condition_scores,
-                                  normalize_per_rater, read_csv, write_csv)
+from qeuopt.errors import RatingError
+from qeuopt.ratings.store import (
+    RatingStore,
+    check_position,
+    check_rater,
+    check_rating,
+    condition_scores,
+    normalize_per_rater,
+    read_csv,
+    write_csv,
+)
+from qeuopt.ratings.sync import summarize_condition
 
 KNOWN = {0: 2, 1: 2, 2: 2}  # three conditions of two images
 

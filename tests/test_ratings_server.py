@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from qeuopt.app.server import RatingServer
-from qeuopt.cli import main
-from qeuopt.score.ratings import RatingStore, ratings_frame
-from qeuopt.space import spec_to_dict
+from qeuopt.cli.main import main
+from qeuopt.config.spec import spec_to_dict
+from qeuopt.ratings.server import RatingServer
+from qeuopt.ratings.store import RatingStore, ratings_frame
 from tests.test_ratings_support import L9_GRID, rated_template, study_copy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def _study_file(study, workdir) -> Path:
 
 
 def test_a_killed_server_loses_no_acknowledged_rating(study, workdir):
-    command = [sys.executable, "-u", "-m", "qeuopt.cli", "rate", str(_study_file(study, workdir)),
+    command = [sys.executable, "-u", "-m", "qeuopt.cli.main", "rate", str(_study_file(study, workdir)),
                "--port", "0", "--no-browser"]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)

@@ -9,9 +9,9 @@ import urllib.request
 
 import pytest
 
-from qeuopt.fake import FakeGenerator, FakeScorer
-from qeuopt.score.ratings import store_for
-from qeuopt.score.steer import AWAITING, advance
+from qeuopt.ratings.store import store_for
+from qeuopt.run.steer import AWAITING, advance
+from qeuopt.testing.fake import FakeGenerator, FakeScorer
 from tests.test_ratings_support import fresh_folder, make_study
 
 SMALL = {"factors": {"style_a": ["a", "b"], "style_b": ["c", "d"], "guidance": [6.0, 8.0]},

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from qeuopt.fake import FakeGenerator, FakeScorer
+from qeuopt.testing.fake import FakeGenerator, FakeScorer
 from tests.studies import study_data
 
 _MADE: dict[str, Path] = {}
@@ -34,7 +34,7 @@ def inside(folder: Path):
 
 
 def make_study(**changes):
-    from qeuopt.study import Study
+    from qeuopt.run.study import Study
 
     data = study_data(**changes)
     return Study(data.pop("name"), data.pop("prompt"), data.pop("factors"), **data)
@@ -55,7 +55,7 @@ class SoftGenerator(FakeGenerator):
 def empty_mlflow_db(base: Path) -> Path:
     """A migrated MLflow database with no experiment, made once per session."""
     if "empty" not in _MADE:
-        from qeuopt.tracking import Tracker
+        from qeuopt.track.tracker import Tracker
 
         folder = base / "empty-mlflow"
         folder.mkdir()

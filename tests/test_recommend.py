@@ -3,10 +3,11 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from qeuopt.design.taguchi import assign
+from qeuopt.design.assign import assign
+from qeuopt.levels import full_grid as candidate_settings
 from qeuopt.model.tmethod import ModelNotFittedError
-from qeuopt.recommend import SettingModel, candidate_settings, rank
-from qeuopt.synthetic import make_problem
+from qeuopt.recommend.rank import SettingModel, rank
+from qeuopt.testing.synthetic import make_problem
 
 L18_LEVELS = dict(n_artists=3, strength=(0.35, 0.55, 0.75), guidance=(5.0, 8.0, 11.0),
                   inert={"scheduler": ("euler_a", "dpmpp_2m"), "steps": (20, 30, 40)})

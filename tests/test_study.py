@@ -1,10 +1,9 @@
-from pathlib import Path
 
 import pytest
 
-from qeuopt.fake import FakeGenerator, FakeScorer
 from qeuopt.generate.grid import parse_parameters, read_parameters
-from qeuopt.study import Study
+from qeuopt.run.study import Study
+from qeuopt.testing.fake import FakeGenerator, FakeScorer
 from tests.studies import study_data
 
 
@@ -98,7 +97,7 @@ def test_seed_factor_and_scoring_text(workdir):
 
 
 def test_interrupted_upload_is_redone_on_resume(workdir, monkeypatch):
-    import qeuopt.execute as execute
+    import qeuopt.run.condition as execute
 
     real_upload, calls = execute.upload_condition, []
 

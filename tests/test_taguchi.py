@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from qeuopt.analysis.effects import analyze, effects_figure, sn_ratio
 from qeuopt.design.arrays import orthogonal_array
-from qeuopt.design.effects import analyze, effects_figure, sn_ratio
-from qeuopt.design.taguchi import Assignment, assign
-from qeuopt.exceptions import DesignError
+from qeuopt.design.assign import Assignment, assign
+from qeuopt.errors import DesignError
 
 # ---------------------------------------------------------------------------- assignment
 

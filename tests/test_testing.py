@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qeuopt import testing
-from qeuopt.sketch import draw_sketch
+from qeuopt.testing import tiny as testing
+from qeuopt.testing.sketch import draw_sketch
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = [11, 12, 13, 14, 15, 16]
@@ -231,7 +231,7 @@ def test_stale_temp_dirs_are_swept_and_live_ones_kept(tmp_path):
 
 
 def test_concurrent_builders_do_not_collide(tmp_path):
-    script = ("import sys; from qeuopt import testing; "
+    script = ("import sys; from qeuopt.testing import tiny as testing; "
               "print(testing.tiny_model_path('sd', sys.argv[1]))")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env,

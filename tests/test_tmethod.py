@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from qeuopt.exceptions import QeuoptError
+from qeuopt.errors import QeuoptError
 from qeuopt.model import ModelNotFittedError, TMethodRegressor
 
 # --- A T1 example small enough to compute by hand -------------------------------------

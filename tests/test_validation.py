@@ -1,7 +1,7 @@
 import pytest
 
-from qeuopt.exceptions import StudyError
-from qeuopt.validation import build_spec, load_study_file
+from qeuopt.config.load import build_spec, load_study_file
+from qeuopt.errors import StudyError
 from tests.studies import study_data
 
 
@@ -80,7 +80,7 @@ def test_all_problems_reported_together():
 
 
 def test_bad_toml_file_and_cli_exit_code(tmp_path, capsys):
-    from qeuopt.cli import main
+    from qeuopt.cli.main import main
 
     path = tmp_path / "bad.toml"
     path.write_text("name = 'x'\n[factors\n")

@@ -42,7 +42,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from qeuopt.exceptions import DesignError
+from qeuopt.errors import DesignError
 
 ARRAY_FIELD = "design.kind"  # the study field named in error messages
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from qeuopt.exceptions import ModelLoadError, UnsafeCheckpointError
-from qeuopt.generate.schedulers import DEFAULT, SCHEDULERS, a1111_sampler_name
-from qeuopt.space import GenerationSettings
-from qeuopt.testing import resolve_model
-from qeuopt.validation import PICKLE_SUFFIXES  # one list: validation refuses what loading refuses
+from qeuopt.config.load import (
+    PICKLE_SUFFIXES,  # one list: validation refuses what loading refuses
+)
+from qeuopt.config.schedulers import DEFAULT, SCHEDULERS, a1111_sampler_name
+from qeuopt.config.spec import GenerationSettings
+from qeuopt.errors import ModelLoadError, UnsafeCheckpointError
+from qeuopt.generate.models import resolve_model
 
 
 def pick_device(requested: str = "auto") -> str:

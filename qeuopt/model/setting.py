@@ -7,7 +7,7 @@ nothing); for numeric factors neighbouring levels are also pulled towards a line
 untried strength between two tried ones borrows from them. The pair term is a
 :class:`~qeuopt.model.PairFactorization` fitted on what the main effects leave over: a
 pair never generated together is predicted from its artists' latent vectors, learnt from
-the pairs each was in. :func:`qeuopt.recommend.rank` runs every combination through it.
+the pairs each was in. :func:`qeuopt.recommend.rank.rank` runs every combination through it.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.validation import validate_data
 
-from qeuopt.exceptions import NotFittedError
+from qeuopt.errors import NotFittedError
 
 VARIANTS = ("t1", "ta", "tb", "t2")
 SN_RULES = ("t1", "no_ve", "ratio")
@@ -37,7 +37,7 @@ _TWO_LEVEL_ARRAYS = (("L4", 3), ("L8", 7), ("L12", 11), ("L16", 15), ("L32", 31)
 class ModelNotFittedError(NotFittedError, SklearnNotFittedError):
     """A qeuopt model used before ``fit``.
 
-    Both a :class:`qeuopt.exceptions.NotFittedError` (so ``except QeuoptError`` works)
+    Both a :class:`qeuopt.errors.NotFittedError` (so ``except QeuoptError`` works)
     and scikit-learn's ``NotFittedError``, which its estimator checks require.
     """
 

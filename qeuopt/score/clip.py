@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qeuopt.testing import resolve_model
+from qeuopt.generate.models import resolve_model
 
 CLIP_MAX_TOKENS = 77
 

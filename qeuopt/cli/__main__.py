@@ -1,0 +1,7 @@
+"""``python -m qeuopt.cli``: the same command as ``qeuopt``."""
+
+import sys
+
+from qeuopt.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""The analysis commands of ``qeuopt``: analyze, recommend, export.
+
+Registered by :func:`add_analysis_commands`; nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+RESPONSE_HELP = ("clip (= clip_mean), rating, combined, or a metric of the condition runs; "
+                 "default: the study's design.objective")
+
+
+def _study(path: str):
+    from qeuopt.run.study import Study
+
+    return Study.from_file(path)
+
+
+def cmd_analyze(args) -> int:
+    from qeuopt.analysis.observations import RATING_RESPONSES
+    from qeuopt.analysis.study import analyze_study
+
+    study = _study(args.study)
+    confirmation = False if args.no_confirm else (args.confirm or True)
+    result = analyze_study(study, args.response, sn=args.sn, per=args.per, target=args.target,
+                           log=not args.no_log, confirmation=confirmation, seeds=args.seeds)
+    print(result.report())
+    if result.response in RATING_RESPONSES and not args.no_tmethod:
+        from qeuopt.analysis.rating_prediction import predict_ratings
+        from qeuopt.errors import DesignError
+
+        print()
+        try:
+            print(predict_ratings(study, result.response, args.variant, log=not args.no_log).report())
+        except DesignError as err:  # the Taguchi part above still stands
+            print(f"T-method not run: {err}")
+    if not args.no_log:
+        print(f"\nfigures and tables: MLflow, parent run {study.name!r}, artifacts analysis/ "
+              f"(`qeuopt ui --study {args.study}`)")
+    return 0
+
+
+def cmd_recommend(args) -> int:
+    from qeuopt.analysis.report import number, table
+    from qeuopt.recommend.export import ranked_settings
+
+    study = _study(args.study)
+    ranked, response = ranked_settings(study, args.response, args.top, args.pair)
+    columns = ["rank", *study.spec.space.names, "predicted", "support", "observed", "observed_mean"]
+    rows = [{"rank": k, **{c: number(r[c]) if c in ("predicted", "observed_mean") else r.get(c) for c in columns[1:]}}
+            for k, r in enumerate(ranked.to_dict("records"), start=1)]
+    print(f"{study.name}: top {len(rows)} settings by predicted {response} (observed = generated in the study)")
+    print(table(rows, columns))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from qeuopt.recommend.export import export_settings
+
+    study = _study(args.study)
+    result = export_settings(study, args.format, args.output, top=args.top, response=args.response,
+                             pair=args.pair, seeds=args.seeds, denoising_strength=args.with_denoising_strength)
+    if args.format == "a1111" and study.spec.generation.mode == "img2img" and not args.with_denoising_strength:
+        print("note: img2img strength is not in these lines: upstream A1111's prompts-from-file script has no "
+              "--denoising_strength option (it would read the whole line as the prompt); set it in the img2img "
+              "tab, or add --with-denoising-strength for a fork that accepts the option", file=sys.stderr)
+    if args.format == "study":
+        print(f"wrote {result}; run it with `qeuopt run {result}`")
+    elif args.output:
+        print(f"wrote {args.format} for the top {args.top} settings of {study.name} to {result}", file=sys.stderr)
+    else:
+        sys.stdout.write(result)
+    return 0
+
+
+def _pair(text: str):
+    """``auto``, ``none``, or two factor names joined by a comma."""
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    names = [part.strip() for part in text.split(",")]
+    if len(names) != 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"auto, none or two factors as A,B are allowed; given {text!r}")
+    return tuple(names)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a positive whole number is allowed; given {text!r}")
+    return int(text)
+
+
+def _ranking_options(parser) -> None:
+    parser.add_argument("study", help="path to a study TOML file")
+    parser.add_argument("--response", help=RESPONSE_HELP)
+    parser.add_argument("--top", type=_positive, default=20, help="how many settings (default 20)")
+    parser.add_argument("--pair", type=_pair, default="auto",
+                        help="the artist-slot factors modelled as a pair: auto, none, or A,B (default auto)")
+
+
+def add_analysis_commands(commands) -> None:
+    analyze = commands.add_parser("analyze", help="factor effects, SN ratios, ANOVA, optimum; plots to MLflow")
+    analyze.add_argument("study", help="path to a study TOML file")
+    analyze.add_argument("--response", help=RESPONSE_HELP)
+    analyze.add_argument("--sn", choices=("larger", "smaller", "nominal"), default="larger",
+                         help="SN ratio kind (default larger-the-better)")
+    analyze.add_argument("--target", type=float, help="with --sn nominal: the target value of the response")
+    analyze.add_argument("--per", choices=("auto", "image", "condition"), default="auto",
+                         help="observations: one per image, seeds as noise (auto where possible), or per condition")
+    analyze.add_argument("--confirm", metavar="FILE", help="where to write the confirmation study "
+                         "(default: <study>_confirm.toml beside the study file)")
+    analyze.add_argument("--no-confirm", action="store_true", help="write no confirmation study")
+    analyze.add_argument("--seeds", type=_positive, default=3, help="new seeds in the confirmation study (default 3)")
+    analyze.add_argument("--no-log", action="store_true", help="print only; log nothing to MLflow")
+    analyze.add_argument("--no-tmethod", action="store_true",
+                         help="with rating/combined: skip the T-method (it loads the CLIP model)")
+    analyze.add_argument("--variant", choices=("ta", "t1"), default="ta", help="T-method variant (default ta)")
+    analyze.set_defaults(func=cmd_analyze)
+
+    recommend = commands.add_parser("recommend", help="rank settings, including ones never generated")
+    _ranking_options(recommend)
+    recommend.set_defaults(func=cmd_recommend)
+
+    export = commands.add_parser("export", help="top settings as CSV, JSON, A1111 prompt lines or a study TOML")
+    _ranking_options(export)
+    export.add_argument("--format", choices=("csv", "json", "a1111", "study"), required=True)
+    export.add_argument("-o", "--output", help="a file (default: standard output; for study: "
+                        "<study>_top<N>.toml beside the study file)")
+    export.add_argument("--seeds", type=_positive, default=1, help="study format: new seeds per setting (default 1)")
+    export.add_argument("--with-denoising-strength", action="store_true",
+                        help="a1111 format, img2img: add --denoising_strength (upstream A1111's script rejects "
+                             "that option and then reads the whole line as the prompt; some forks accept it)")
+    export.set_defaults(func=cmd_export)

@@ -1,0 +1,187 @@
+"""The rating commands of ``qeuopt``: rate, ratings export|import|scores, steer.
+
+Registered by :func:`add_rating_commands`; like the rest of the CLI, nothing heavy is
+imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import webbrowser
+from pathlib import Path
+
+from qeuopt.ratings.store import CSV_COLUMNS, WEIGHTS
+
+DEFAULT_PORT = 8765
+
+
+def _study(path: str):
+    from qeuopt.run.study import Study
+
+    return Study.from_file(path)
+
+
+def _start_server(study, args):
+    from qeuopt.ratings.server import RatingServer
+
+    server = RatingServer(study, args.host, args.port).start()
+    print(f"rating page for {study.name}: {server.url}  (Ctrl-C stops it; every acknowledged rating is saved)")
+    if not args.no_browser:
+        webbrowser.open(server.url)
+    return server
+
+
+def cmd_rate(args) -> int:
+    server = _start_server(_study(args.study), args)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping: copying the last ratings to MLflow")
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_export(args) -> int:
+    from qeuopt.ratings.store import store_for, write_csv
+
+    study = _study(args.study)
+    with store_for(study.spec) as store:
+        out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+        try:
+            count = write_csv(store.rows(study.name), out)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    print(f"{count} rating(s) of {study.name} exported", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from qeuopt.ratings.catalog import Catalog
+    from qeuopt.ratings.store import read_csv, store_for
+    from qeuopt.ratings.sync import sync_outbox
+
+    study = _study(args.study)
+    catalog = Catalog(study)
+    with open(args.csv, newline="", encoding="utf-8") as source:
+        rows = read_csv(source, study.name, catalog.known())
+    with store_for(study.spec) as store:
+        changed = store.import_rows(rows)
+        synced = sync_outbox(store, study.tracker(), study.name, catalog.run_ids())
+    print(f"{len(rows)} row(s) read, {changed} stored (older than a stored rating: kept the stored one), "
+          f"{synced} condition run(s) updated in MLflow")
+    return 0
+
+
+def cmd_scores(args) -> int:
+    """Per-condition rating, CLIP and combined scores; also logged to the condition runs."""
+    from qeuopt.ratings.store import condition_scores, store_for
+
+    study = _study(args.study)
+    runs = study.runs()
+    if not len(runs):
+        print(f"{study.name}: no condition runs yet")
+        return 0
+    numbers = runs["tags.optuna.trial_number"].astype(int)
+    clip = dict(zip(numbers, runs["metrics.clip_mean"]))
+    with store_for(study.spec) as store:
+        scores = condition_scores(store.frame(study.name), clip, {"rating": args.rating_weight,
+                                                                   "clip": 1.0 - args.rating_weight})
+        revision = store.revision(study.name)
+    tracker, run_ids = study.tracker(), dict(zip(numbers, runs["run_id"]))
+    for number, row in scores.dropna(subset=["combined"]).iterrows():
+        tracker.log(run_ids[number], metrics={"rating_z": row["rating_z"], "combined": row["combined"]},
+                    step=revision)
+    print(scores.sort_values("combined", ascending=False).to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_steer(args) -> int:
+    from qeuopt.ratings.store import store_for
+    from qeuopt.run.steer import advance
+
+    study = _study(args.study)
+    if study.spec.design.objective not in ("rating", "combined"):
+        from qeuopt.errors import StudyError
+
+        raise StudyError([f"`design.objective`: rating or combined is needed to steer by rating; "
+                          f"given {study.spec.design.objective!r}"], args.study)
+    generator, scorer, store = study.default_generator(), study.default_scorer(), store_for(study.spec)
+    server, seen = _start_server(study, args), -1
+    try:
+        while True:
+            step = advance(study, generator, scorer, args.batch, store)
+            for number, value in step.told.items():
+                print(f"trial {number}: told {'FAIL (all skipped)' if value is None else f'{value:.3f}'}")
+            if step.generated:
+                print(f"generated trial(s) {', '.join(map(str, step.generated))}: rate them on the page")
+            if step.finished:
+                print(f"{study.name}: every trial is rated; best {step.summary.best_value} at "
+                      f"{step.summary.best_condition}")
+                return 0
+            seen = _wait_for_change(store, study.name, seen)
+    except KeyboardInterrupt:
+        print("stopped; `qeuopt steer` again resumes: trials awaiting ratings stay open")
+        return 0
+    finally:
+        server.stop()
+        store.close()
+
+
+def _wait_for_change(store, name: str, seen: int, poll_s: float = 1.0) -> int:
+    while (revision := store.revision(name)) == seen:
+        time.sleep(poll_s)
+    return revision
+
+
+def _weight(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a weight in [0, 1] is allowed; given {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a positive whole number is allowed; given {text}")
+    return int(text)
+
+
+def _server_options(parser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 picks a free one")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+
+def add_rating_commands(commands) -> None:
+    rate = commands.add_parser("rate", help="rate the study's images in a browser (ratings go to MLflow)")
+    rate.add_argument("study", help="path to a study TOML file")
+    _server_options(rate)
+    rate.set_defaults(func=cmd_rate)
+
+    ratings = commands.add_parser("ratings", help="export, import or score the human ratings of a study")
+    sub = ratings.add_subparsers(dest="ratings_command", required=True)
+    export = sub.add_parser("export", help=f"write the ratings as CSV ({', '.join(CSV_COLUMNS)})")
+    export.add_argument("study")
+    export.add_argument("-o", "--output", help="a file (default: standard output)")
+    export.set_defaults(func=cmd_export)
+    imports = sub.add_parser("import", help="read a ratings CSV; any bad row rejects the file, with line numbers")
+    imports.add_argument("study")
+    imports.add_argument("csv", type=Path)
+    imports.set_defaults(func=cmd_import)
+    scores = sub.add_parser("scores", help="rating, CLIP and combined score per condition (logged to MLflow)")
+    scores.add_argument("study")
+    scores.add_argument("--rating-weight", type=_weight, default=WEIGHTS["rating"],
+                        help=f"weight of the normalized rating; CLIP gets the rest (default {WEIGHTS['rating']})")
+    scores.set_defaults(func=cmd_scores)
+
+    steer = commands.add_parser("steer", help="a person steers the search: generate a batch, rate it, repeat")
+    steer.add_argument("study", help="a study with design.objective = rating or combined")
+    steer.add_argument("--batch", type=_positive, default=None, help="trials awaiting ratings at once (default: "
+                       "4 for an Optuna search, every remaining row for a fixed design)")
+    _server_options(steer)
+    steer.set_defaults(func=cmd_steer)

@@ -1,0 +1,1 @@
+"""Scorers turn a condition's images into numbers: CLIP image-text similarity (``clip``)."""

@@ -1,0 +1,1 @@
+"""MLflow: the only stage that imports mlflow. ``tracker`` writes and reads runs."""

@@ -1,0 +1,134 @@
+"""Creating MLflow's SQLite database: once, atomically, and from a migrated template.
+
+MLflow migrates a new SQLite database through dozens of schema revisions on first use
+(seconds, and 13-18 s on a busy machine); a kill in the middle leaves a database that
+every later run refuses (``table ... already exists``), and two processes that start
+together race on it. So the first use in a folder copies a template database, migrated
+once per MLflow version into qeuopt's cache, to a temporary file and renames it into
+place, under a lock on the folder. A half-migrated database with no runs in it (left by
+an older qeuopt or a kill during MLflow's own creation) is moved aside and replaced.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from qeuopt.cache import cache_dir
+from qeuopt.errors import StoreError
+
+SQLITE = "sqlite:///"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` URI, or None for any other store."""
+    if not uri.startswith(SQLITE) or ":memory:" in uri:
+        return None
+    return Path(uri[len(SQLITE):].split("?", 1)[0])
+
+
+@contextmanager
+def folder_lock(folder: Path):
+    """An exclusive lock on a folder (``flock`` on its descriptor): processes on this
+    machine that create the same folder's databases take turns; no lock file is left."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def ensure_tracking_db(uri: str) -> None:
+    """Make the SQLite database of ``uri`` ready for MLflow; nothing for other stores."""
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    path = path.resolve()
+    if _schema_version(path) is not None and _schema_version(path) == _template_version():
+        return  # the common case: ready, no lock needed
+    with folder_lock(path.parent):
+        version = _schema_version(path)
+        if version is not None and (version == _template_version() or _has_runs(path)):
+            return  # ready, or an older MLflow's database with runs: MLflow itself says what to do
+        if path.exists() and path.stat().st_size > 0:
+            aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(path, aside)  # half-migrated and empty: keep it for inspection, never delete
+        _copy_database(template_database(), path)
+
+
+def template_database() -> Path:
+    """The migrated template for the installed MLflow, built once into the cache."""
+    import mlflow
+
+    cache = cache_dir()
+    target = cache / f"mlflow-{mlflow.__version__}-template.db"
+    if target.exists():
+        return target
+    with folder_lock(cache):
+        if target.exists():
+            return target
+        temporary = cache / f".{target.name}.{os.getpid()}.tmp"
+        temporary.unlink(missing_ok=True)
+        _migrate(temporary, cache / "template-artifacts")
+        os.replace(temporary, target)
+    return target
+
+
+def _migrate(path: Path, artifact_root: Path) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    try:
+        store = SqlAlchemyStore(f"{SQLITE}{path}", artifact_root.as_uri())
+        store.engine.dispose()
+    except Exception as err:  # noqa: BLE001 - any failure here is a failure to create the store
+        path.unlink(missing_ok=True)
+        raise StoreError(f"could not create MLflow's template database in {path.parent}: {err}") from err
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """A consistent copy (SQLite's backup API), renamed into place in one step."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with sqlite3.connect(source) as src, sqlite3.connect(temporary) as dst:
+            src.backup(dst)
+        os.replace(temporary, target)
+    except OSError as err:
+        raise StoreError(f"could not create the MLflow database {target}: {err}") from err
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+_TEMPLATE_VERSION: list[str] = []
+
+
+def _template_version() -> str | None:
+    if not _TEMPLATE_VERSION:
+        _TEMPLATE_VERSION.append(_schema_version(template_database()) or "")
+    return _TEMPLATE_VERSION[0]
+
+
+def _schema_version(path: Path) -> str | None:
+    """The alembic revision a database was migrated to; None when absent or unreadable."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute("select version_num from alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def _has_runs(path: Path) -> bool:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return db.execute("select count(*) from runs").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
