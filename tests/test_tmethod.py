@@ -1,4 +1,5 @@
-"""TMethodRegressor: hand-computed T1 example, variants, item selection, sklearn checks."""
+"""TMethodRegressor: hand-computed T1 example, MTSYS agreement on stackloss, variants, item
+selection, sklearn checks."""
 
 import numpy as np
 import pytest
@@ -110,13 +111,17 @@ def test_ta_uses_all_rows_as_unit_space_and_signal():
 
 
 def _tb_brute_force_origin(x, y):
-    """For each candidate origin row, the item's S_beta / S_e computed directly."""
-    ratios = []
+    """For each candidate origin row, the item's "t1"-rule eta computed directly.
+
+    As MTSYS: every row (the origin too, adding 0) is signal data, V_e = S_e / (n - 1).
+    """
+    etas = []
     for i in range(len(y)):
-        M, Xn = np.delete(y - y[i], i), np.delete(x - x[i], i)
-        S_beta = (M @ Xn) ** 2 / (M @ M)
-        ratios.append(S_beta / (Xn @ Xn - S_beta))
-    return int(np.argmax(ratios))
+        M, Xn = y - y[i], x - x[i]
+        r, S_beta = M @ M, (M @ Xn) ** 2 / (M @ M)
+        V_e = (Xn @ Xn - S_beta) / (len(y) - 1)
+        etas.append(max((S_beta - V_e) / (r * V_e), 0.0))
+    return int(np.argmax(etas))
 
 
 def test_tb_picks_per_item_origin_with_maximum_sn_ratio():
@@ -126,8 +131,107 @@ def test_tb_picks_per_item_origin_with_maximum_sn_ratio():
         assert model.origin_index_[j] == _tb_brute_force_origin(X[:, j], y)
         assert model.x_origin_[j] == X[model.origin_index_[j], j]
         assert model.y_origin_[j] == y[model.origin_index_[j]]
-    assert model.n_signal_ == len(y) - 1
+    assert model.n_signal_ == len(y)
+    assert model.y_center_ == pytest.approx(model.eta_ @ model.y_origin_ / model.eta_.sum())
     assert np.corrcoef(model.predict(X), y)[0, 1] > 0.95
+
+
+# --- Agreement with the R package MTSYS 1.2.1 (github.com/okayaa/MTSYS) ---------------
+# R's built-in stackloss: Air.Flow, Water.Temp, Acid.Conc. (items), stack.loss (y).
+STACKLOSS = np.array([
+    [80, 27, 89, 42], [80, 27, 88, 37], [75, 25, 90, 37], [62, 24, 87, 28],
+    [62, 22, 87, 18], [62, 23, 87, 18], [62, 24, 93, 19], [62, 24, 93, 20],
+    [58, 23, 87, 15], [58, 18, 80, 14], [58, 18, 89, 14], [58, 17, 88, 13],
+    [58, 18, 82, 11], [58, 19, 93, 12], [50, 18, 89, 8], [50, 18, 86, 7],
+    [50, 19, 72, 8], [50, 19, 79, 8], [50, 20, 80, 9], [56, 20, 82, 15],
+    [70, 20, 91, 15],
+], dtype=float)
+# MTSYS's examples: rows 2, 12, 19 (1-based) are test data, the others training data;
+# T1's unit space is rows 9, 10, 11, 20, 21. Masks below are over the 18 training rows.
+SL_TEST = np.array([1, 11, 18])
+SL_TRAIN = np.setdiff1d(np.arange(21), SL_TEST)
+SL_UNIT = np.isin(SL_TRAIN, [8, 9, 10, 19, 20])
+# Reference values printed by R 4.2 with MTSYS installed from the okayaa/MTSYS snapshot:
+#   train <- stackloss[-c(2, 12, 19), ]; test <- stackloss[c(2, 12, 19), -4]
+#   m <- Tb(train, subtracts_V_e = sv)    # likewise Ta(train, sv) and
+#   T1(stackloss[c(9, 10, 11, 20, 21), ], stackloss[-c(2, 9, 10, 11, 12, 19, 20, 21), ], sv)
+#   m$beta_hat; m$eta_hat; m$overall_prediction_eta; forecasting(m, newdata = test)$y_hat
+# sn="t1" is subtracts_V_e = TRUE, sn="no_ve" is FALSE; beta does not depend on it.
+MTSYS_BETA = {
+    "tb": [0.88914616497829235, 0.29739298358545219, 0.88220148052784031],
+    "ta": [0.77255147904254207, 0.26330093028117485, 0.22431274171631652],
+    "t1": [0.71874196789494604, 0.27702876369839008, 0.22480547701941730],
+}
+MTSYS = {  # (variant, sn): (eta_hat, y_hat on the test rows, overall_prediction_eta)
+    ("tb", "t1"): ([0.049572279539081131, 0.037070977138960834, 0.0067690147591429242],
+                   [38.698883354391853, 12.223875980323196, 10.795317862516320],
+                   0.069505184962058472),
+    ("tb", "no_ve"): ([0.049861715139660000, 0.037392831017300066, 0.0070908686374821584],
+                      [38.660802815095387, 12.257033753172063, 10.818480377673396],
+                      0.069273838494620696),
+    ("ta", "t1"): ([0.043623435498503560, 0.031749292996392578, 0.0012812475279160693],
+                   [41.325541776541890, 9.3887090230004233, 7.6186331514648824],
+                   0.07753768035537506),
+    ("ta", "no_ve"): ([0.044250591346731837, 0.032376448844620862, 0.0019084033761443539],
+                      [41.188596703137982, 9.4861750481082154, 7.4819940901353075],
+                      0.075198632518926223),
+    ("t1", "t1"): ([0.036170765132586318, 0.033346409615179110, 0.0010883240945789205],
+                   [41.281046371936341, 8.5517425608939757, 7.4156364291780656],
+                   0.10463851133832885),
+    ("t1", "no_ve"): ([0.036754918227429413, 0.033930562710022212, 0.0016724771894220168],
+                      [41.148321188465047, 8.6731710176868528, 7.2748557206456574],
+                      0.10040765865719721),
+}
+# Tb only: forecasting(m)$y_hat on the 18 training rows (sv = TRUE), origins, M_0.
+MTSYS_TB_TRAIN_Y_HAT = [
+    38.781023174261392, 33.210054323245792, 23.870204596944809, 21.201322559988128,
+    22.535763578466472, 24.363043516162072, 24.363043516162072, 20.148382271323698,
+    12.901198439845183, 13.640456818671082, 13.065478079584272, 15.303457116627598,
+    8.8656942043855356, 8.6192747447769040, 8.8037582850816261, 9.3787370241684354,
+    14.540669462969568, 23.635762416795167,
+]
+MTSYS_TB_CENTER, MTSYS_TB_M0 = [50.0, 18.0, 72.0], 7.4693172666032854
+RTOL = 1e-9
+
+
+def _fit_stackloss(variant, sn):
+    X, y = STACKLOSS[SL_TRAIN, :3], STACKLOSS[SL_TRAIN, 3]
+    unit = SL_UNIT if variant in ("t1", "t2") else None
+    return TMethodRegressor(variant, sn=sn).fit(X, y, unit_mask=unit)
+
+
+@pytest.mark.parametrize("variant, sn", sorted(MTSYS))
+def test_stackloss_matches_mtsys(variant, sn):
+    eta, y_hat, overall_eta = MTSYS[variant, sn]
+    model = _fit_stackloss(variant, sn)
+    np.testing.assert_allclose(model.beta_, MTSYS_BETA[variant], rtol=RTOL)
+    np.testing.assert_allclose(model.eta_, eta, rtol=RTOL)
+    np.testing.assert_allclose(model.predict(STACKLOSS[SL_TEST, :3]), y_hat, rtol=RTOL)
+    assert model.overall_sn_db_ == pytest.approx(10 * np.log10(overall_eta), rel=RTOL)
+
+
+def test_stackloss_tb_origins_and_training_estimates_match_mtsys():
+    model = _fit_stackloss("tb", "t1")
+    np.testing.assert_array_equal(model.x_origin_, MTSYS_TB_CENTER)
+    np.testing.assert_array_equal(model.y_origin_, [7.0, 8.0, 8.0])  # MTSYS's test
+    assert model.y_center_ == pytest.approx(MTSYS_TB_M0, rel=RTOL)
+    assert model.n_signal_ == len(SL_TRAIN)
+    y_hat = model.predict(STACKLOSS[SL_TRAIN, :3])
+    np.testing.assert_allclose(y_hat, MTSYS_TB_TRAIN_Y_HAT, rtol=RTOL)
+
+
+def test_stackloss_t2_is_mtsys_t1_without_v_e_rescaled():
+    # MTSYS has no T2. Its "ratio" eta S_beta / S_e is the no_ve eta S_beta / (r V_e)
+    # times r / (l - 1), one factor for all items: same beta and same predictions.
+    model = _fit_stackloss("t2", None)
+    eta_no_ve, y_hat, _ = MTSYS["t1", "no_ve"]
+    y_signal = STACKLOSS[SL_TRAIN[~SL_UNIT], 3]
+    M = y_signal - STACKLOSS[SL_TRAIN[SL_UNIT], 3].mean()
+    np.testing.assert_allclose(model.beta_, MTSYS_BETA["t1"], rtol=RTOL)
+    np.testing.assert_allclose(
+        model.eta_, np.array(eta_no_ve) * (M @ M) / (len(M) - 1), rtol=RTOL
+    )
+    np.testing.assert_allclose(model.predict(STACKLOSS[SL_TEST, :3]), y_hat, rtol=RTOL)
 
 
 def test_t1_and_t2_require_unit_mask_by_name():

@@ -1,15 +1,18 @@
 """Taguchi's T-method (T1, Ta, Tb, T2) as a scikit-learn regressor, numpy only.
 
-Formulas (DESIGN.md, "T-method"): items j are the columns of X. Every item gets an
-origin ``(x0_j, y0_j)``; with ``X = x - x0_j`` and ``M = y - y0_j`` over the signal rows,
+Reference implementation: the R package MTSYS (Okayama, github.com/okayaa/MTSYS:
+``general_T``, ``T1``, ``Ta``, ``Tb``; Tb after Inou et al. 2012). Items j are the
+columns of X. Every item gets an origin ``(x0_j, y0_j)``; with ``X = x - x0_j`` and
+``M = y - y0_j`` over the ``l`` signal rows,
 
     r = sum M^2,  L = sum M X,  beta = L / r,  S_T = sum X^2,  S_beta = L^2 / r,
     S_e = S_T - S_beta,  V_e = S_e / (l - 1)
 
 and an SN ratio ``eta`` (rule ``sn``). Each item alone estimates ``y`` as
-``(x_j - x0_j) / beta_j + y0_j``; the integrated estimate is their eta-weighted mean.
-When all items share one origin (T1, Ta, T2) that is exactly DESIGN.md's
-``M_hat = sum eta X / beta / sum eta`` plus ``M0``; Tb gives each item its own origin.
+``(x_j - x0_j) / beta_j + y0_j``; the integrated estimate is their eta-weighted mean,
+i.e. ``M_hat = sum_j eta_j X_j / beta_j / sum_j eta_j`` plus ``M0 = sum_j eta_j y0_j /
+sum_j eta_j``. T1, Ta and T2 give all items one origin (so ``M0`` is the common y
+origin); Tb gives each item its own.
 """
 
 from __future__ import annotations
@@ -82,10 +85,12 @@ def to_db(eta):
         return 10.0 * np.log10(np.where(eta > 0, eta, 0.0))
 
 
-def _tb_origins(X, y):
-    """Per item, the row index whose values as origin maximize S_beta / S_e.
+def _tb_origins(X, y, rule):
+    """Per item, the first row whose ``(x_ij, y_i)`` as origin maximizes the item's eta.
 
-    Uses centred sums, so all n candidate origins cost O(n p) rather than O(n^2 p):
+    As MTSYS's ``generates_transformation_functions_Tb``: each row i in turn is the
+    origin of a fit on all n rows (row i adds 0 to the sums but counts in ``l = n``),
+    with the fit's own SN rule. Centred sums cost O(n p) for all n candidates:
     ``sum_k (y_k - y_i)(x_k - x_i) = Sxy + n (ybar - y_i)(xbar - x_i)``.
     """
     n = len(y)
@@ -94,8 +99,8 @@ def _tb_origins(X, y):
     r = np.sum((y - y.mean()) ** 2) + n * dy**2
     L = ((y - y.mean()) @ (X - X.mean(axis=0))) + n * dy[:, None] * dx
     S_T = np.sum((X - X.mean(axis=0)) ** 2, axis=0) + n * dx**2
-    _, ratio = sn_ratio(r[:, None], L, S_T, n - 1, "ratio")
-    return np.argmax(ratio, axis=0)  # first row wins ties, so the choice is deterministic
+    _, eta = sn_ratio(r[:, None], L, S_T, n, rule)
+    return np.argmax(eta, axis=0)  # first row wins ties, as R's which.max
 
 
 class TMethodRegressor(RegressorMixin, BaseEstimator):
@@ -123,14 +128,15 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
     x_origin_, y_origin_ : ndarray (n_features,)
         Per-item origins (equal across items except for Tb).
     y_center_ : float
-        Common origin of y: the unit-space mean (t1, t2), the mean of y (ta, tb). It is
-        the prediction when no item has eta > 0, and the origin of the overall SN ratio.
+        ``M0``: unit-space mean of y (t1, t2), mean of y (ta), eta-weighted mean of the
+        y origins (tb; mean of y if all eta are 0, where MTSYS's 0/0 is undefined). The
+        prediction when no item has eta > 0, and the origin of the overall SN ratio.
     origin_index_ : ndarray (n_features,)
         Tb only: the training row chosen as each item's origin.
     sn_rule_ : str
         The SN rule in use after resolving ``sn=None``.
     n_signal_ : int
-        Number of signal rows ``l`` (n - 1 for Tb, whose origin row contributes nothing).
+        Number of signal rows ``l`` (n for Ta and Tb).
     overall_sn_db_ : float
         SN ratio in dB of the integrated estimate against the true y on the training
         signal data (``-inf`` when it shows no signal under the "t1" rule).
@@ -181,12 +187,11 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
     def _set_origins(self, X, y, signal):
         """Per-item origins, the common y origin and l, as the variant defines them."""
         if self.variant == "tb":
-            self.origin_index_ = _tb_origins(X, y)
-            columns = np.arange(X.shape[1])
-            self.x_origin_ = X[self.origin_index_, columns]
+            self.origin_index_ = _tb_origins(X, y, self.sn_rule_)
+            self.x_origin_ = X[self.origin_index_, np.arange(X.shape[1])]
             self.y_origin_ = y[self.origin_index_]
-            self.y_center_ = float(y.mean())
-            self.n_signal_ = len(y) - 1
+            self.y_center_ = float(y.mean())  # until fit knows eta (see y_center_)
+            self.n_signal_ = len(y)
             return
         unit = ~signal if self.variant in ("t1", "t2") else signal
         self.x_origin_ = X[unit].mean(axis=0)
@@ -206,6 +211,8 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
         M = y[signal][:, None] - self.y_origin_  # (l, p): one column per item origin
         r, L, S_T = np.sum(M**2, axis=0), np.sum(M * Xn, axis=0), np.sum(Xn**2, axis=0)
         self.beta_, self.eta_ = sn_ratio(r, L, S_T, self.n_signal_, rule)
+        if self.variant == "tb" and self.eta_.sum() > 0:
+            self.y_center_ = float(self.y_origin_ @ self.eta_ / self.eta_.sum())
         estimate = self._integrate(X[signal], self.eta_)
         self.overall_sn_db_ = float(to_db(self._overall_eta(estimate, y[signal])))
         return self
