@@ -25,11 +25,15 @@ below resolve on first use.
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
 
 from qeuopt.config.spec import Condition, Factor, Space
-from qeuopt.errors import QeuoptError, StudyError
+from qeuopt.errors import InputError, QeuoptError, StudyError
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("qeuopt")  # one source: pyproject.toml
+except PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 _LAZY = {
     "Study": "qeuopt.run.study",
@@ -40,13 +44,17 @@ _LAZY = {
     "rank": "qeuopt.recommend.rank",
     "SettingModel": "qeuopt.model.setting",
     "analyze_study": "qeuopt.analysis.study",
+    "export_settings": "qeuopt.recommend.export",
 }
 
-__all__ = ["Condition", "Factor", "OptimizeResult", "QeuoptError", "RunSummary", "SettingModel", "Space",
-           "Study", "StudyError", "analyze_study", "load_study_file", "optimize", "rank", "__version__"]
+__all__ = sorted(["Condition", "Factor", "InputError", "QeuoptError", "Space", "StudyError", "__version__", *_LAZY])
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'qeuopt' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -29,3 +29,12 @@ def study_data(**changes):
         else:
             data[section] = value
     return data
+
+
+def patched(text: str, *changes: tuple[str, str]) -> str:
+    """``text`` with each ``(old, new)`` replaced; fails loudly when ``old`` is not there,
+    so a test cannot silently run the unpatched study."""
+    for old, new in changes:
+        assert old in text, f"the study text no longer contains {old!r}"
+        text = text.replace(old, new)
+    return text

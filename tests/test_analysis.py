@@ -26,7 +26,7 @@ from qeuopt.errors import DesignError
 from qeuopt.ratings.store import store_for
 from qeuopt.run.study import Study
 from qeuopt.testing.fake import FakeGenerator, FakeScorer
-from tests.studies import study_data
+from tests.studies import patched, study_data
 
 STUDIES = Path(__file__).parents[1] / "studies"
 DEMO_STUDY = Path(__file__).parents[1] / "qeuopt" / "data" / "demo_tiny_l9.toml"
@@ -218,7 +218,7 @@ def test_demo_study_plots_appear_in_mlflow(folder, capsys):
     """The demo on the tiny models, analysed from the command line; then rated and analysed
     with the T-method, whose CLIP items come from the tiny CLIP on the PNGs on disk."""
     text = DEMO_STUDY.read_text()
-    text = text.replace("grid = [2, 3]", "grid = [1, 2]").replace("steps = 20", "steps = 4")
+    text = patched(text, ("grid = [2, 3]", "grid = [1, 2]"), ("steps = 20", "steps = 4"))
     (folder / "demo.toml").write_text(text)
     shutil.copy(STUDIES / "sketch.png", folder / "sketch.png")
     assert main(["run", str(folder / "demo.toml"), "--quiet"]) == 0

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 from qeuopt.cli.main import main
+from tests.studies import patched
 
 STUDIES = Path(__file__).parents[1] / "studies"
 DEMO_STUDY = Path(__file__).parents[1] / "qeuopt" / "data" / "demo_tiny_l9.toml"
@@ -12,7 +13,7 @@ DEMO_STUDY = Path(__file__).parents[1] / "qeuopt" / "data" / "demo_tiny_l9.toml"
 def test_demo_study_runs_end_to_end(workdir, capsys):
     text = DEMO_STUDY.read_text()
     # the same demo, smaller: a 1x2 grid and few steps keep the test quick
-    text = text.replace("grid = [2, 3]", "grid = [1, 2]").replace("steps = 20", "steps = 4")
+    text = patched(text, ("grid = [2, 3]", "grid = [1, 2]"), ("steps = 20", "steps = 4"))
     (workdir / "demo.toml").write_text(text)
     shutil.copy(STUDIES / "sketch.png", workdir / "sketch.png")
 

@@ -20,8 +20,8 @@ from qeuopt.recommend.export import (
     a1111_line,
     export_settings,
     setting_rows,
-    write_csv,
     write_json,
+    write_settings_csv,
 )
 from qeuopt.run.study import Study
 from qeuopt.testing.fake import FakeGenerator, FakeScorer
@@ -102,7 +102,7 @@ def test_csv_and_json_round_trip():
     rows = setting_rows(spec, ranked(settings, [0.5, 0.4]).assign(observed=[True, False],
                                                                    observed_mean=[0.49, float("nan")]))
     text = io.StringIO()
-    write_csv(rows, text)
+    write_settings_csv(rows, text)
     back = list(csv.DictReader(io.StringIO(text.getvalue())))
     assert [list(r) for r in back] == [list(r) for r in rows]
     assert back == [{k: "" if v is None else str(v) for k, v in r.items()} for r in rows]

@@ -23,3 +23,14 @@ def test_cli_help_loads_no_heavy_library():
 def test_validation_loads_no_heavy_library():
     study = Path(__file__).parents[1] / "qeuopt" / "data" / "demo_tiny_l9.toml"
     assert _loaded_after(f"from qeuopt.config.load import load_study_file; load_study_file({str(study)!r})") == set()
+
+
+def test_public_api_is_listed_and_resolves():
+    import qeuopt
+
+    for name in ("Study", "optimize", "rank", "analyze_study", "export_settings", "StudyError", "__version__"):
+        assert name in dir(qeuopt) and name in qeuopt.__all__
+        assert getattr(qeuopt, name) is not None
+    from importlib.metadata import version
+
+    assert qeuopt.__version__ == version("qeuopt")

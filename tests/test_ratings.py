@@ -15,7 +15,7 @@ from qeuopt.ratings.store import (
     condition_scores,
     normalize_per_rater,
     read_csv,
-    write_csv,
+    write_ratings_csv,
 )
 from qeuopt.ratings.sync import summarize_condition
 
@@ -137,7 +137,7 @@ def test_csv_round_trip(store, tmp_path):
     store.put("s", 0, 1, "ann", "skip")
     store.put("s", 2, 1, "bob smith", 1)
     text = io.StringIO()
-    assert write_csv(store.rows("s"), text) == 3
+    assert write_ratings_csv(store.rows("s"), text) == 3
     again = RatingStore(tmp_path / "again.db")
     assert again.import_rows(read_csv(io.StringIO(text.getvalue()), "s", KNOWN)) == 3
     columns = ["condition", "image", "rater", "rating", "updated_at"]

@@ -139,6 +139,10 @@ def test_failed_trial_leaves_no_folder_and_a_failed_run(workdir, monkeypatch):
         study.run(FakeGenerator(), BrokenScorer(), progress=False)
     folders = sorted(p.name for p in (workdir / "outputs" / "unit").iterdir())
     assert folders == ["c000", "c001"]
+    assert study.optuna_study().trials[2].state.name == "FAIL"
+    tracker = study.tracker()
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.`optuna.trial_number` = '2'")
+    assert runs == []  # scoring failed before the run was recorded: no run, and no RUNNING one
 
 
 def test_oa_rounds_search_spends_the_budget_and_resumes(workdir):

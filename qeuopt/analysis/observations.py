@@ -21,12 +21,12 @@ from typing import Any, Mapping
 import pandas as pd
 
 from qeuopt.errors import DesignError
-from qeuopt.run.condition import FOLDER_TAG
+from qeuopt.track.schema import CLIP_IMAGE_PREFIX, CLIP_MEAN, FACTOR_PREFIX, FOLDER_TAG, RATING_MEAN, TRIAL_TAG, column
 
-CLIP_RESPONSE = "clip_mean"
+CLIP_RESPONSE = CLIP_MEAN
 RATING_RESPONSES = ("rating", "combined")
-PER_IMAGE = {"clip_mean": "clip_image_", "rating": "rating"}  # responses that exist per image
-TRIAL, FOLDER = "tags.optuna.trial_number", f"tags.{FOLDER_TAG}"
+PER_IMAGE = {CLIP_MEAN: CLIP_IMAGE_PREFIX, "rating": "rating"}  # responses that exist per image
+TRIAL, FOLDER = column("tags", TRIAL_TAG), column("tags", FOLDER_TAG)
 RESERVED = ("condition", "run_id", "folder", "base_seed", "image", "image_seed")
 
 
@@ -98,7 +98,7 @@ def _level_lookup(factor) -> dict[str, Any]:
 def _run_levels(run, lookups: Mapping[str, dict], skipped: list[str]) -> dict[str, Any] | None:
     values = {}
     for name, lookup in lookups.items():
-        text = run.get(f"params.factor.{name}")
+        text = run.get(column("params", FACTOR_PREFIX + name))
         if not isinstance(text, str) or text not in lookup:
             skipped.append(f"trial {run.get(TRIAL)}: {name}={text!r}")
             return None
@@ -172,7 +172,7 @@ def rating_scores(study, conditions: pd.DataFrame):
 def _with_ratings(study, conditions, keep, response, per) -> pd.DataFrame:
     scores, raw = rating_scores(study, conditions)
     if per == "condition":
-        column = "rating_mean" if response == "rating" else "combined"
+        column = RATING_MEAN if response == "rating" else "combined"
         values = conditions["condition"].map(scores[column])
         return conditions[keep].assign(**{response: values.astype(float)})
     rated = raw.dropna(subset=["rating"])

@@ -43,8 +43,9 @@ import numpy as np
 import pandas as pd
 
 from qeuopt.errors import DesignError
+from qeuopt.track.schema import CLIP_MEAN, RATING_MEAN
 
-VARIANTS = ("ta", "t1")
+RATING_VARIANTS = ("ta", "t1")
 _WEIGHT = re.compile(r":\s*-?\d+(?:\.\d+)?\s*$")  # the ":1.3" of "(word:1.3)"
 _TAGS = re.compile(r"<[^>]*>")  # <lora:name:0.8> and the like: not words CLIP should read
 
@@ -89,7 +90,7 @@ def _condition_images(row, tracker) -> list:
 def _read_images(folder: Path, row) -> list:
     from PIL import Image
 
-    from qeuopt.run.condition import condition_images
+    from qeuopt.generate.files import condition_images
 
     files = condition_images(folder)
     if not files:
@@ -118,7 +119,7 @@ def condition_items(study, conditions: pd.DataFrame, scorer=None, tracker=None) 
         if spec.prompt.negative:
             texts, names = texts + [spec.prompt.negative], names + ["clip:negative prompt"]
         items = dict(zip(names, _similarities(scorer, images, texts)))
-        items["clip_mean"] = float(row["clip_mean"])
+        items[CLIP_MEAN] = float(row[CLIP_MEAN])
         stats = [image_statistics(image) for image in images]
         items.update({k: float(np.mean([s[k] for s in stats])) for k in stats[0]})
         items.update({f"factor:{name}": float(values[name]) for name in numeric})
@@ -182,13 +183,13 @@ def predict_ratings(study, response: str = "rating", variant: str = "ta", scorer
     """Fit the T-method from the items of the rated conditions and predict every condition."""
     from qeuopt.analysis.observations import condition_table, rating_scores
 
-    if variant not in VARIANTS:
-        raise DesignError(f"`variant`: allowed: {', '.join(VARIANTS)}; given {variant!r}")
+    if variant not in RATING_VARIANTS:
+        raise DesignError(f"`variant`: allowed: {', '.join(RATING_VARIANTS)}; given {variant!r}")
     if response not in ("rating", "combined"):
         raise DesignError(f"`response`: allowed: rating, combined; given {response!r}")
     conditions = condition_table(study)
     scores, _ = rating_scores(study, conditions)
-    y_all = conditions["condition"].map(scores["rating_mean" if response == "rating" else "combined"])
+    y_all = conditions["condition"].map(scores[RATING_MEAN if response == "rating" else "combined"])
     rated = y_all.notna().to_numpy()
     if rated.sum() < 3:  # ta: 3 samples; t1: 1 unit-space + 2 signal conditions
         raise DesignError(f"`response`: the T-method needs at least 3 rated conditions; "

@@ -15,6 +15,8 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+from qeuopt.track.schema import OPTIMUM_TAG
+
 SN_NAMES = {"larger": "larger-the-better", "smaller": "smaller-the-better", "nominal": "nominal-the-best"}
 
 
@@ -126,7 +128,7 @@ def log_analysis(tracker, result) -> str | None:
     tracker.log_text(run_id, result.report(), f"{folder}/report.txt")
     if result.confirmation:
         tracker.log_artifact(run_id, result.confirmation, folder)
-    tracker.log(run_id, tags={f"qeuopt.optimum.{result.response}": setting_label(t.optimum)[:5000]})
+    tracker.log(run_id, tags={f"{OPTIMUM_TAG}.{result.response}": setting_label(t.optimum)[:5000]})
     return run_id
 
 

@@ -13,6 +13,7 @@ import webbrowser
 from pathlib import Path
 
 from qeuopt.ratings.store import CSV_COLUMNS, WEIGHTS
+from qeuopt.track.schema import CLIP_MEAN, TRIAL_TAG, column
 
 DEFAULT_PORT = 8765
 
@@ -45,14 +46,14 @@ def cmd_rate(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from qeuopt.ratings.store import store_for, write_csv
+def cmd_ratings_export(args) -> int:
+    from qeuopt.ratings.store import store_for, write_ratings_csv
 
     study = _study(args.study)
     with store_for(study.spec) as store:
         out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
         try:
-            count = write_csv(store.rows(study.name), out)
+            count = write_ratings_csv(store.rows(study.name), out)
         finally:
             if out is not sys.stdout:
                 out.close()
@@ -86,8 +87,8 @@ def cmd_scores(args) -> int:
     if not len(runs):
         print(f"{study.name}: no condition runs yet")
         return 0
-    numbers = runs["tags.optuna.trial_number"].astype(int)
-    clip = dict(zip(numbers, runs["metrics.clip_mean"]))
+    numbers = runs[column("tags", TRIAL_TAG)].astype(int)
+    clip = dict(zip(numbers, runs[column("metrics", CLIP_MEAN)]))
     with store_for(study.spec) as store:
         scores = condition_scores(store.frame(study.name), clip, {"rating": args.rating_weight,
                                                                    "clip": 1.0 - args.rating_weight})
@@ -168,7 +169,7 @@ def add_rating_commands(commands) -> None:
     export = sub.add_parser("export", help=f"write the ratings as CSV ({', '.join(CSV_COLUMNS)})")
     export.add_argument("study")
     export.add_argument("-o", "--output", help="a file (default: standard output)")
-    export.set_defaults(func=cmd_export)
+    export.set_defaults(func=cmd_ratings_export)
     imports = sub.add_parser("import", help="read a ratings CSV; any bad row rejects the file, with line numbers")
     imports.add_argument("study")
     imports.add_argument("csv", type=Path)

@@ -23,7 +23,7 @@ from qeuopt.config.spec import (
 from qeuopt.errors import DesignError, StudyError
 from qeuopt.levels import duplicate_levels
 
-SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc", "oa")  # oa: rounds of arrays + models
+STUDY_SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc", "oa")  # oa: rounds of arrays + models
 OBJECTIVES = ("clip", "rating", "combined")
 MODES = ("txt2img", "img2img")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -158,8 +158,8 @@ def _check_design(spec: StudySpec) -> list[str]:
 
     design, problems = spec.design, []
     if design.kind == "optuna":
-        if design.sampler not in SAMPLERS:
-            problems.append(f"`design.sampler`: allowed: {', '.join(SAMPLERS)}; given {design.sampler!r}")
+        if design.sampler not in STUDY_SAMPLERS:
+            problems.append(f"`design.sampler`: allowed: {', '.join(STUDY_SAMPLERS)}; given {design.sampler!r}")
         if design.trials < 1:
             problems.append(f"`design.trials`: a positive trial budget is needed with `optuna`; given {design.trials}")
     elif design.kind != "full":  # an array name or "auto": unknown names are reported by assign

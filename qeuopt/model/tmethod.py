@@ -53,7 +53,7 @@ def require_fitted(estimator, attribute):
         )
 
 
-def sn_ratio(r, L, S_T, n_signal, rule):
+def item_sn_ratio(r, L, S_T, n_signal, rule):
     """Return ``(beta, eta)`` for sums ``r, L, S_T`` over ``n_signal`` signal rows.
 
     Broadcasts, so one call serves every item (or every candidate origin in Tb).
@@ -99,7 +99,7 @@ def _tb_origins(X, y, rule):
     r = np.sum((y - y.mean()) ** 2) + n * dy**2
     L = ((y - y.mean()) @ (X - X.mean(axis=0))) + n * dy[:, None] * dx
     S_T = np.sum((X - X.mean(axis=0)) ** 2, axis=0) + n * dx**2
-    _, eta = sn_ratio(r[:, None], L, S_T, n, rule)
+    _, eta = item_sn_ratio(r[:, None], L, S_T, n, rule)
     return np.argmax(eta, axis=0)  # first row wins ties, as R's which.max
 
 
@@ -210,7 +210,7 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
         Xn = X[signal] - self.x_origin_
         M = y[signal][:, None] - self.y_origin_  # (l, p): one column per item origin
         r, L, S_T = np.sum(M**2, axis=0), np.sum(M * Xn, axis=0), np.sum(Xn**2, axis=0)
-        self.beta_, self.eta_ = sn_ratio(r, L, S_T, self.n_signal_, rule)
+        self.beta_, self.eta_ = item_sn_ratio(r, L, S_T, self.n_signal_, rule)
         if self.variant == "tb" and self.eta_.sum() > 0:
             self.y_center_ = float(self.y_origin_ @ self.eta_ / self.eta_.sum())
         estimate = self._integrate(X[signal], self.eta_)
@@ -230,7 +230,7 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
     def _overall_eta(self, estimate, y):
         """SN ratio of the estimate (as the item) against the true y (as the signal)."""
         M, M_hat = y - self.y_center_, estimate - self.y_center_
-        _, eta = sn_ratio(M @ M, M @ M_hat, M_hat @ M_hat, len(y), self.sn_rule_)
+        _, eta = item_sn_ratio(M @ M, M @ M_hat, M_hat @ M_hat, len(y), self.sn_rule_)
         return eta
 
     def predict(self, X):

@@ -6,14 +6,15 @@ here, so nothing a browser sends ever reaches the file system.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-IMAGE_FILE = re.compile(r"^(\d+)_seed(-?\d+)\.png$")  # written by qeuopt.run.condition.ConditionRunner
+from qeuopt.generate.files import GRID_FILE, parse_image_name
+from qeuopt.track.schema import FACTOR_PREFIX, FOLDER_TAG, TRIAL_TAG, column
+
 REFRESH_S = 3.0  # new conditions (a steered search) appear within this many seconds
 
 
@@ -36,16 +37,16 @@ class Entry:
 
 def entry_from_run(run) -> Entry | None:
     """An entry from one row of ``Tracker.condition_runs``; None when its files are gone."""
-    folder = Path(str(run.get("tags.qeuopt.folder") or ""))
+    folder = Path(str(run.get(column("tags", FOLDER_TAG)) or ""))
     if run.get("status") != "FINISHED" or not folder.is_absolute() or not folder.is_dir():
         return None
-    found = sorted((int(m[1]), int(m[2]), path) for path in folder.iterdir() if (m := IMAGE_FILE.match(path.name)))
+    found = sorted((*parsed, path) for path in folder.iterdir() if (parsed := parse_image_name(path.name)))
     if not found:
         return None
-    values = {k[len("params.factor."):]: str(v) for k, v in run.items()
-              if k.startswith("params.factor.") and isinstance(v, str)}
-    return Entry(int(run["tags.optuna.trial_number"]), run["run_id"], values, str(run.get("params.prompt", "")),
-                 tuple(p for _, _, p in found), tuple(s for _, s, _ in found), folder / "grid.png")
+    prefix = column("params", FACTOR_PREFIX)
+    values = {k[len(prefix):]: str(v) for k, v in run.items() if k.startswith(prefix) and isinstance(v, str)}
+    return Entry(int(run[column("tags", TRIAL_TAG)]), run["run_id"], values, str(run.get("params.prompt", "")),
+                 tuple(p for _, _, p in found), tuple(s for _, s, _ in found), folder / GRID_FILE)
 
 
 class Catalog:

@@ -240,7 +240,7 @@ def condition_scores(frame, clip: Mapping[int, float], weights: Mapping[str, flo
     return scores
 
 
-def write_csv(rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
+def write_ratings_csv(rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0

@@ -73,7 +73,7 @@ def setting_rows(spec, ranked) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------ CSV, JSON, A1111
-def write_csv(rows: Sequence[Mapping[str, Any]], out: TextIO) -> None:
+def write_settings_csv(rows: Sequence[Mapping[str, Any]], out: TextIO) -> None:
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["rank"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
@@ -146,7 +146,7 @@ def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, 
         return _export_study(study, rows, out, top, seeds, conditions["base_seed"].max())
     buffer = io.StringIO()
     if fmt == "csv":
-        write_csv(rows, buffer)
+        write_settings_csv(rows, buffer)
     elif fmt == "json":
         write_json(rows, buffer, study.name, response)
     else:

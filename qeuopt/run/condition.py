@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from qeuopt.config.spec import Condition, GenerationSettings, StudySpec
+from qeuopt.generate.files import GRID_FILE, condition_images, image_name, parse_image_name
 from qeuopt.generate.grid import format_parameters, labelled_grid, save_png
 from qeuopt.score.clip import summarize
-
-FOLDER_TAG = "qeuopt.folder"
+from qeuopt.track.schema import FOLDER_TAG
 
 
 class Generator(Protocol):
@@ -181,10 +181,10 @@ class ConditionRunner:
         for k, (image, seed) in enumerate(zip(images, seeds)):
             text = format_parameters(prompt, self.spec.prompt.negative,
                                      a1111_fields(settings, seed, sampler, self.generator.model))
-            save_png(image, partial / f"{k:02d}_seed{seed}.png", text)
+            save_png(image, partial / image_name(k, seed), text)
         header = [f"#{condition.number}"] + [f"{k} = {v}" for k, v in condition.values.items()]
         grid = labelled_grid(images, *settings.grid, header, [f"seed {s}" for s in seeds])
-        grid.save(partial / "grid.png")
+        grid.save(partial / GRID_FILE)
         return grid
 
     def _start_run(self, condition, settings, prompt, scores, summary, folder, on_run_created) -> str:
@@ -204,11 +204,6 @@ class ConditionRunner:
         return run_id
 
 
-def condition_images(folder: Path) -> list[Path]:
-    """The PNGs of a condition folder in grid order (``NN_seedS.png``; 100+ cells give NNN)."""
-    return sorted(folder.glob("[0-9]*_seed*.png"), key=lambda path: int(path.name.split("_")[0]))
-
-
 def upload_condition(tracker, run_id: str, folder: Path, scores, values, grid=None) -> None:
     """Images, grid and per-image table of a condition, read from its folder; then the run
     is marked FINISHED. Safe to repeat: the same artifact paths are overwritten."""
@@ -217,9 +212,9 @@ def upload_condition(tracker, run_id: str, folder: Path, scores, values, grid=No
 
     files = condition_images(folder)
     if grid is None:
-        grid = Image.open(folder / "grid.png")
-    tracker.log_images(run_id, files, grid, folder / "grid.png")
-    seeds = [int(f.stem.split("_seed")[1]) for f in files]
+        grid = Image.open(folder / GRID_FILE)
+    tracker.log_images(run_id, files, grid, folder / GRID_FILE)
+    seeds = [parse_image_name(f.name)[1] for f in files]
     table = pd.DataFrame({"image": [f.name for f in files], "seed": seeds, "clip_cosine": list(scores),
                           **{k: [v] * len(files) for k, v in values.items()}})
     tracker.log_table(run_id, table, "images_table.json")

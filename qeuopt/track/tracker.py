@@ -12,9 +12,16 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-STUDY_TAG, ROLE_TAG, TRIAL_TAG = "qeuopt.study", "qeuopt.role", "optuna.trial_number"
-PARENT_TAG = "mlflow.parentRunId"
-RATERS_TAG = "qeuopt.raters"
+from qeuopt.track.schema import (
+    PARENT_TAG,
+    RATERS_TAG,
+    RATING_IMAGE_PREFIX,
+    ROLE_TAG,
+    STUDY_TAG,
+    TRIAL_TAG,
+    image_metric,
+)
+
 MAX_PARAMS, MAX_METRICS, MAX_PARAM_CHARS = 100, 1000, 6000  # per request / per value
 
 
@@ -113,9 +120,9 @@ class Tracker:
         """Human ratings of one condition: aggregates as metrics (``step`` is the rating store's
         revision, so the newest value is the one MLflow shows), the raters as a tag, and every
         rating as ``ratings.json``. An image whose last rating was withdrawn reads NaN."""
-        metrics = {f"rating_image_{k:02d}": v for k, v in summary["per_image"].items()}
+        metrics = {image_metric(RATING_IMAGE_PREFIX, k): v for k, v in summary["per_image"].items()}
         stale = [k for k in self.client.get_run(run_id).data.metrics
-                 if k.startswith("rating_image_") and k not in metrics]
+                 if k.startswith(RATING_IMAGE_PREFIX) and k not in metrics]
         metrics.update({k: float("nan") for k in stale})
         metrics.update(rating_mean=summary["mean"], rating_count=summary["count"], rating_skips=summary["skips"])
         self.log(run_id, metrics=metrics, tags={RATERS_TAG: ", ".join(summary["raters"])}, step=step)
