@@ -214,6 +214,7 @@ def test_without_runs_or_ratings_the_errors_say_what_to_do(folder):
         analyze_study(study, "rating")
 
 
+@pytest.mark.slow
 def test_demo_study_plots_appear_in_mlflow(folder, capsys):
     """The demo on the tiny models, analysed from the command line; then rated and analysed
     with the T-method, whose CLIP items come from the tiny CLIP on the PNGs on disk."""

@@ -3,6 +3,8 @@
 import shutil
 from pathlib import Path
 
+import pytest
+
 from qeuopt.cli.main import main
 from tests.studies import patched
 
@@ -10,6 +12,7 @@ STUDIES = Path(__file__).parents[1] / "studies"
 DEMO_STUDY = Path(__file__).parents[1] / "qeuopt" / "data" / "demo_tiny_l9.toml"
 
 
+@pytest.mark.slow
 def test_demo_study_runs_end_to_end(workdir, capsys):
     text = DEMO_STUDY.read_text()
     # the same demo, smaller: a 1x2 grid and few steps keep the test quick

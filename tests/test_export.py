@@ -150,6 +150,7 @@ def test_study_toml_elsewhere_keeps_the_init_image(workdir):
     assert load_study_file(write_study_toml(data, header, workdir / "sub" / "one.toml")).space.levels()["seed"] == (9,)
 
 
+@pytest.mark.slow
 def test_cli_recommend_and_export_every_format(folder, capsys):
     data = study_data()
     name = data["name"]

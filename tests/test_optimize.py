@@ -138,6 +138,7 @@ def test_balanced_design_spreads_levels_evenly_and_near_orthogonally():
     assert np.abs(table - np.outer(table.sum(1), table.sum(0)) / runs).max() <= 1
 
 
+@pytest.mark.slow
 def test_oa_beats_best_of_random_on_synthetic_problems():
     # The efficiency benchmark in miniature: same problems, same budget, same noise.
     oa, rnd = [], []

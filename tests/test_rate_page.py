@@ -79,6 +79,7 @@ def saved(count: int):
     return lambda d: text(d, "progress-text").startswith(f"{count} / 108") and text(d, "saved") == "all saved"
 
 
+@pytest.mark.slow
 def test_rate_100_images_with_the_keyboard_reload_and_find_them_in_mlflow(served, browser):
     from selenium.webdriver import Keys
 

@@ -178,6 +178,7 @@ def _study_file(study, workdir) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_killed_server_loses_no_acknowledged_rating(study, workdir):
     command = [sys.executable, "-u", "-m", "qeuopt.cli.main", "rate", str(_study_file(study, workdir)),
                "--port", "0", "--no-browser"]

@@ -83,6 +83,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_optuna_dashboard_shows_our_trials_params_and_values(folder):
     study = make_study(design={"kind": "L4", "objective": "rating"}, **SMALL)
     study.run(FakeGenerator(), FakeScorer(), progress=False)

@@ -230,6 +230,7 @@ def test_stale_temp_dirs_are_swept_and_live_ones_kept(tmp_path):
     assert not stale.exists() and live.exists() and (tmp_path / "tiny-sd-v1").is_dir()
 
 
+@pytest.mark.slow
 def test_concurrent_builders_do_not_collide(tmp_path):
     script = ("import sys; from qeuopt.testing import tiny as testing; "
               "print(testing.tiny_model_path('sd', sys.argv[1]))")

@@ -4,6 +4,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from qeuopt.track.store import _schema_version, ensure_tracking_db, template_database
 
 
@@ -27,6 +29,7 @@ def test_half_migrated_database_without_runs_is_set_aside_and_replaced(workdir):
     Tracker("sqlite:///" + str(workdir / "mlflow.db"), "usable")
 
 
+@pytest.mark.slow
 def test_processes_started_together_share_one_database(workdir):
     code = ("import sys; from qeuopt.track.tracker import Tracker; "
             f"Tracker('sqlite:///{workdir}/mlflow.db', 'exp-' + sys.argv[1])")
