@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qeuopt.errors import DesignError
+from qeuopt.errors import InputError, NoDataError
 
 VARIANTS = ("ta", "t1")
 _WEIGHT = re.compile(r":\s*-?\d+(?:\.\d+)?\s*$")  # the ":1.3" of "(word:1.3)"
@@ -93,7 +93,7 @@ def _read_images(folder: Path, row) -> list:
 
     files = condition_images(folder)
     if not files:
-        raise DesignError(f"`condition` {row['condition']}: no images found in {folder}")
+        raise NoDataError(f"`condition` {row['condition']}: no images found in {folder}")
     images = []
     for path in files:
         with Image.open(path) as image:
@@ -183,15 +183,15 @@ def predict_ratings(study, response: str = "rating", variant: str = "ta", scorer
     from qeuopt.analysis.observations import condition_table, rating_scores
 
     if variant not in VARIANTS:
-        raise DesignError(f"`variant`: allowed: {', '.join(VARIANTS)}; given {variant!r}")
+        raise InputError(f"`variant`: allowed: {', '.join(VARIANTS)}; given {variant!r}")
     if response not in ("rating", "combined"):
-        raise DesignError(f"`response`: allowed: rating, combined; given {response!r}")
+        raise InputError(f"`response`: allowed: rating, combined; given {response!r}")
     conditions = condition_table(study)
     scores, _ = rating_scores(study, conditions)
     y_all = conditions["condition"].map(scores["rating_mean" if response == "rating" else "combined"])
     rated = y_all.notna().to_numpy()
     if rated.sum() < 3:  # ta: 3 samples; t1: 1 unit-space + 2 signal conditions
-        raise DesignError(f"`response`: the T-method needs at least 3 rated conditions; "
+        raise NoDataError(f"`response`: the T-method needs at least 3 rated conditions; "
                           f"{study.name!r} has {int(rated.sum())}")
     items = condition_items(study, conditions, scorer)
     items = items.loc[:, items[rated].std(ddof=0) > 0]  # constant items say nothing
