@@ -327,7 +327,7 @@ def test_bad_ratings_csv_is_refused_with_its_line(ran, workdir, capsys, case, ra
 
 
 def test_csv_with_a_byte_order_mark_is_read(ran, workdir, capsys):
-    (workdir / "r.csv").write_bytes(b"\xef\xbb\xbf" + "condition,image,rater,rating\n0,0,ann,4\n".encode())
+    (workdir / "r.csv").write_bytes(b"\xef\xbb\xbf" + b"condition,image,rater,rating\n0,0,ann,4\n")
     assert main(["ratings", "import", "study.toml", "r.csv"]) == 0
     assert "1 row(s) read, 1 stored" in capsys.readouterr().out
 

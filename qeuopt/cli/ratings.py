@@ -144,6 +144,9 @@ def cmd_steer(args) -> int:
 
         raise StudyError([f"`design.objective`: rating or combined is needed to steer by rating; "
                           f"given {study.spec.design.objective!r}"], args.study)
+    from qeuopt.config.environment import require_environment
+
+    require_environment(study.spec)  # models, databases and folders, before the first trial
     generator, scorer, store = study.default_generator(), study.default_scorer(), store_for(study.spec)
     server, seen = _start_server(study, args), -1
     try:

@@ -58,9 +58,8 @@ class Study:
 
     # -- the pieces, each created on first use -------------------------------------------
     def optuna_study(self):
-        from qeuopt.run.queue import open_study
-
         from qeuopt.run.fingerprint import check_unchanged
+        from qeuopt.run.queue import open_study
 
         sampler = self.spec.design.sampler
         # `oa` rounds enqueue every trial they run, so the sampler never chooses
