@@ -244,6 +244,16 @@ def _rank_empty():
     return rank({"a": [1, 2, 3]}, pd.DataFrame({"a": [1, 2], "clip": [None, None]}), "clip")
 
 
+def _generate(**settings):
+    """Settings built by hand, past every study check: the generator still refuses them
+    before it loads a model."""
+    from qeuopt.config.spec import GenerationSettings
+    from qeuopt.generate.diffusion import DiffusionGenerator
+
+    bad = GenerationSettings(model="qeuopt-tiny:sd", **settings)
+    return DiffusionGenerator(bad).generate("a cat", "", bad, [1])
+
+
 def _unfitted():
     import numpy as np
 
@@ -274,6 +284,8 @@ PYTHON_API = [  # callable, exception type, text in the message
      EvaluationError, "`evaluate`"),
     ("optimize evaluator inf", lambda: _optimize(budget=3, strategy="random", evaluate=lambda c: math.inf),
      EvaluationError, "`evaluate`"),
+    ("pipeline guidance inf", lambda: _generate(guidance=math.inf), InputError, "`guidance`"),
+    ("pipeline width huge", lambda: _generate(width=100000), InputError, "`width`"),
     ("rank top 0", lambda: _rank(0), InputError, "`top`"),
     ("rank no responses", lambda: _rank_empty(), NoDataError, "`observations`"),
     ("model before fit", _unfitted, NotFittedError, "fit"),

@@ -47,6 +47,16 @@ NUMBER_RULES = {
 }
 
 
+def require_valid_settings(settings) -> None:
+    """The last guard before a pipeline call, for settings built without a study file."""
+    from qeuopt.errors import InputError
+
+    bad = [f"`{name}`: {allowed} is allowed; given {getattr(settings, name)!r}"
+           for name, (ok, allowed) in NUMBER_RULES.items() if not ok(getattr(settings, name))]
+    if bad:
+        raise InputError("; ".join(bad))
+
+
 def input_problems(spec) -> list[str]:
     """Every check of this module, in the order a user would fix them."""
     problems = name_problems(spec) + level_problems(spec) + size_problems(spec) + path_problems(spec)
@@ -93,6 +103,8 @@ def level_problems(spec) -> list[str]:
     so a resumed study could not find its row again)."""
     problems = []
     for factor in spec.space.factors:
+        if factor.name in NUMBER_RULES:  # reported with its allowed range by load._check_numbers
+            continue
         bad = [v for v in factor.levels if isinstance(v, float) and not math.isfinite(v)]
         if bad:
             problems.append(f"`factors.{factor.name}`: levels must be finite numbers or strings; given {bad!r}")
@@ -135,6 +147,10 @@ def sqlite_file(uri: str) -> str | None:
     return uri.split("sqlite:///", 1)[1].split("?", 1)[0] if uri.startswith("sqlite:///") else ""
 
 
+def sqlite_problem(field: str, uri: str) -> str:
+    return f"`{field}`: a SQLite file is needed, written sqlite:///file.db (3 slashes, then the path); given {uri!r}"
+
+
 def path_problems(spec) -> list[str]:
     """Everything qeuopt writes stays inside the working folder (the current folder), so a
     shared study file cannot make it write, or delete, anywhere else."""
@@ -146,7 +162,9 @@ def path_problems(spec) -> list[str]:
         if path is not None:
             paths[f"tracking.{field}"] = path
     for field, path in paths.items():
-        if not inside_working_folder(path):
+        if field.endswith(("_uri", "_storage")) and path in ("", ":memory:"):
+            problems.append(sqlite_problem(field, getattr(tracking, field.split(".")[1])))
+        elif not inside_working_folder(path):
             problems.append(f"`{field}`: a relative path inside the working folder is allowed (no absolute "
                             f"path, no ..); given {path!r}")
     return problems

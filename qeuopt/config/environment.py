@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qeuopt.config.checks import sqlite_file
+from qeuopt.config.checks import sqlite_file, sqlite_problem
 from qeuopt.errors import StudyError
 
 MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
@@ -82,8 +82,7 @@ def _database_problems(field: str, uri: str, scheme: str) -> list[str]:
         return []
     path = sqlite_file(uri)
     if not path or path == ":memory:":
-        return [f"`{field}`: a SQLite file is needed, written sqlite:///file.db (3 slashes, then the path); "
-                f"given {uri!r}"]
+        return [sqlite_problem(field, uri)]
     return _file_problems(field, Path(path), create_folder=False)
 
 

@@ -79,7 +79,7 @@ def build_spec(data: Mapping[str, Any], base_dir: str | Path = ".", source: str 
 
         problems.extend(environment_problems(spec))
     if problems:
-        raise StudyError(problems, source)
+        raise StudyError(list(dict.fromkeys(problems)), source)  # a check of the file and of the machine may agree
     return spec
 
 
