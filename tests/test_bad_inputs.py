@@ -405,3 +405,19 @@ def test_no_data_is_its_own_error(workdir):
 
     with pytest.raises(NoDataError, match="`values`"):
         sn_ratio([], "larger")
+
+
+def test_a_client_that_hangs_up_is_no_traceback(caplog):
+    from qeuopt.ratings.server import Handler
+
+    handler = Handler.__new__(Handler)  # no socket: only the reply path is exercised
+    handler.command, handler.path, handler.client_address = "GET", "/images/0/0", ("127.0.0.1", 1)
+
+    def hung_up(*args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    handler._write = hung_up
+    with caplog.at_level("DEBUG", logger="qeuopt.ratings.server"):
+        handler._send(200, b"png", "image/png", "no-store")
+    assert handler.close_connection and "left before the reply" in caplog.text
+    assert "Traceback" not in caplog.text
