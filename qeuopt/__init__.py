@@ -47,7 +47,9 @@ _LAZY = {
     "export_settings": "qeuopt.recommend.export",
 }
 
-__all__ = sorted(["Condition", "Factor", "InputError", "QeuoptError", "Space", "StudyError", "__version__", *_LAZY])
+__all__ = ["Condition", "Factor", "InputError", "OptimizeResult", "QeuoptError", "RunSummary", "SettingModel", "Space",
+           "Study", "StudyError", "__version__", "analyze_study", "export_settings", "load_study_file", "optimize",
+           "rank"]
 
 
 def __getattr__(name: str):

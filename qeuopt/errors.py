@@ -65,5 +65,17 @@ class StoreError(QeuoptError):
     """A database or tracking server could not be opened or written."""
 
 
-class NotFittedError(QeuoptError, ValueError, AttributeError):
-    """A model was used before ``fit``; compatible with scikit-learn's check."""
+def __getattr__(name: str):
+    """``NotFittedError`` is built on first use: it must also be scikit-learn's
+    ``NotFittedError`` (its estimator checks demand that class), and importing scikit-learn
+    here would make ``import qeuopt`` slow."""
+    if name != "NotFittedError":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+    class NotFittedError(QeuoptError, SklearnNotFittedError):
+        """A model was used before ``fit`` (also a ValueError and an AttributeError)."""
+
+    NotFittedError.__module__ = __name__
+    globals()["NotFittedError"] = NotFittedError
+    return NotFittedError

@@ -22,7 +22,7 @@ from qeuopt.analysis.study import (
 )
 from qeuopt.cli.main import main
 from qeuopt.config.load import load_study_file
-from qeuopt.errors import DesignError
+from qeuopt.errors import InputError, NoDataError
 from qeuopt.ratings.store import store_for
 from qeuopt.run.study import Study
 from qeuopt.testing.fake import FakeGenerator, FakeScorer
@@ -99,9 +99,9 @@ def test_observations_map_levels_back_to_the_study_objects(l9):
     assert set(per_image["image_seed"]) == {1234, 1235}
     for _, row in per_image.iterrows():  # every image value is the truth of its own seed
         assert row["clip_mean"] == pytest.approx(truth(row, row["image_seed"]))
-    with pytest.raises(DesignError, match="`response`.*given 'sharpness'"):
+    with pytest.raises(InputError, match="`response`.*given 'sharpness'"):
         study_observations(l9, "sharpness")
-    with pytest.raises(DesignError, match="`per`"):
+    with pytest.raises(InputError, match="`per`"):
         study_observations(l9, "clip_max", per="image")
 
 
@@ -207,10 +207,10 @@ def test_prompt_phrases_and_unit_space():
 def test_without_runs_or_ratings_the_errors_say_what_to_do(folder):
     study = small_study("empty")
     study.tracker()  # the experiment exists, the study has no runs
-    with pytest.raises(DesignError, match="no finished condition runs.*qeuopt run"):
+    with pytest.raises(NoDataError, match="no finished condition runs.*qeuopt run"):
         analyze_study(study)
     study.run(FakeGenerator(), FakeScorer(), progress=False)
-    with pytest.raises(DesignError, match="no ratings yet.*qeuopt rate"):
+    with pytest.raises(NoDataError, match="no ratings yet.*qeuopt rate"):
         analyze_study(study, "rating")
 
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from qeuopt.errors import NotFittedError
 from qeuopt.model import (
     CVResult,
-    ModelNotFittedError,
     PairFactorization,
     cross_validated_rmse,
 )
@@ -119,7 +119,7 @@ def test_invalid_hyperparameters_name_the_field(params, field):
 
 
 def test_unfitted_model_raises():
-    with pytest.raises(ModelNotFittedError):
+    with pytest.raises(NotFittedError):
         PairFactorization().predict([[0, 0]])
 
 

@@ -15,7 +15,7 @@ import tomli_w
 from qeuopt.analysis.confirmation import confirmation_study, write_study_toml
 from qeuopt.cli.main import main
 from qeuopt.config.load import build_spec, load_study_file
-from qeuopt.errors import DesignError, InputError
+from qeuopt.errors import InputError
 from qeuopt.recommend.export import (
     a1111_line,
     export_settings,
@@ -175,5 +175,5 @@ def test_cli_recommend_and_export_every_format(folder, capsys):
     prompts = set(confirmation.runs()["params.prompt"])
     assert {s["prompt"] for s in settings[:2]} <= prompts
 
-    with pytest.raises(DesignError, match="`format`: allowed: csv, json, a1111, study; given 'xml'"):
+    with pytest.raises(InputError, match="`format`: allowed: csv, json, a1111, study; given 'xml'"):
         export_settings(Study.from_file(folder / "unit.toml"), "xml")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qeuopt.errors import DesignError
+from qeuopt.errors import EvaluationError, InputError
 from qeuopt.run.rounds import balanced_design, design_rows, optimize
 from qeuopt.testing.synthetic import make_problem
 
@@ -81,14 +81,14 @@ def test_samplers_recommend_the_best_evaluated_unless_asked_for_the_model():
     (dict(strategy="full", budget=80), "budget")])
 def test_invalid_arguments_name_the_field(kwargs, field):
     arguments = dict(budget=9) | kwargs
-    with pytest.raises(DesignError, match=f"`{field}`"):
+    with pytest.raises(InputError, match=f"`{field}`"):
         optimize(FACTORS, additive, **arguments)
 
 
 @pytest.mark.parametrize("factors, field", [({}, "factors"), ({"a": []}, "factors.a"),
                                             ({"a": [1, 1]}, "factors.a"), ({"a": "xyz"}, "factors.a")])
 def test_invalid_factors_name_the_factor(factors, field):
-    with pytest.raises(DesignError, match=f"`{field}`"):
+    with pytest.raises(InputError, match=f"`{field}`"):
         optimize(factors, additive, budget=3)
 
 
@@ -114,7 +114,7 @@ def test_a_failing_evaluator_marks_the_trial_failed_and_raises(tmp_path):
         optimize(FACTORS, broken, budget=3, strategy="oa", storage=storage, study_name="s")
     states = [t.state.name for t in optuna.load_study(study_name="s", storage=storage).trials]
     assert states == ["FAIL"]
-    with pytest.raises(DesignError, match="`evaluate`: a finite number"):
+    with pytest.raises(EvaluationError, match="`evaluate`: a finite number"):
         optimize(FACTORS, lambda c: float("nan"), budget=3, strategy="random")
 
 

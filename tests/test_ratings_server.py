@@ -253,7 +253,7 @@ def test_export_and_import_commands_round_trip(study, workdir, capsys):
     assert capsys.readouterr().out.splitlines() == lines
 
     (workdir / "bad.csv").write_text("condition,image,rater,rating\n0,0,ann,5\n0,99,ann,5\n1,0,ann,0\n")
-    assert main(["ratings", "import", str(path), "bad.csv"]) == 1
+    assert main(["ratings", "import", str(path), "bad.csv"]) == 2  # a bad file is bad input
     error = capsys.readouterr().err
     assert "line 3: `image`" in error and "line 4: `rating`" in error and "nothing imported" in error
 

@@ -4,8 +4,8 @@ import pytest
 from sklearn.base import clone
 
 from qeuopt.design.assign import assign
+from qeuopt.errors import NotFittedError
 from qeuopt.levels import full_grid as candidate_settings
-from qeuopt.model.tmethod import ModelNotFittedError
 from qeuopt.recommend.rank import SettingModel, rank
 from qeuopt.testing.synthetic import make_problem
 
@@ -113,7 +113,7 @@ def test_candidate_settings_samples_large_grids_without_repeats():
 def test_sklearn_basic_contract():
     model = SettingModel(reg=2.0, n_factors=1)
     assert clone(model).get_params()["reg"] == 2.0
-    with pytest.raises(ModelNotFittedError):
+    with pytest.raises(NotFittedError):
         model.predict(pd.DataFrame({"a": ["x"]}))
     levels, _, rows, y = _l9_additive()
     assert model.fit(pd.DataFrame(rows), y) is model

@@ -11,7 +11,7 @@ import pytest
 from qeuopt.analysis.effects import analyze, effects_figure, sn_ratio
 from qeuopt.design.arrays import orthogonal_array
 from qeuopt.design.assign import Assignment, assign
-from qeuopt.errors import DesignError
+from qeuopt.errors import DesignError, InputError, NoDataError
 
 # ---------------------------------------------------------------------------- assignment
 
@@ -125,9 +125,9 @@ def test_sn_ratio_edge_cases():
     assert sn_ratio([3, 3], "nominal") == math.inf
     assert sn_ratio([0, 2], "larger") == -math.inf
     assert sn_ratio([0, 0], "smaller") == math.inf
-    with pytest.raises(DesignError, match="`sn`: allowed: larger, smaller, nominal"):
+    with pytest.raises(InputError, match="`sn`: allowed: larger, smaller, nominal"):
         sn_ratio([1], "biggest")
-    with pytest.raises(DesignError, match="`values`"):
+    with pytest.raises(NoDataError, match="`values`"):
         sn_ratio([], "larger")
 
 
@@ -226,20 +226,20 @@ def test_level_order_can_be_given_and_conditions_derived():
 
 def test_analysis_input_errors():
     frame = l9_frame()
-    with pytest.raises(DesignError, match="`response`: column 'score'"):
+    with pytest.raises(InputError, match="`response`: column 'score'"):
         analyze(frame, list(LEVELS), "score")
-    with pytest.raises(DesignError, match="`factors`"):
+    with pytest.raises(InputError, match="`factors`"):
         analyze(frame, ["style", "seed_count"], "clip")
     mixed = frame.assign(condition=0)
-    with pytest.raises(DesignError, match="`condition`"):
+    with pytest.raises(InputError, match="`condition`"):
         analyze(mixed, list(LEVELS), "clip")
-    with pytest.raises(DesignError, match="`factors.style`"):
+    with pytest.raises(InputError, match="`factors.style`"):
         analyze(frame, {"style": ["s1", "s2"]}, "clip")
 
 
 def test_unknown_level_in_predict_is_an_error():
     result = analyze(l9_frame(), list(LEVELS), "clip")
-    with pytest.raises(DesignError, match="`style`"):
+    with pytest.raises(InputError, match="`style`"):
         result.predict({"style": "s9", "strength": 0.3, "guidance": 5.0})
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from qeuopt.errors import QeuoptError
-from qeuopt.model import ModelNotFittedError, TMethodRegressor
+from qeuopt.errors import NotFittedError, QeuoptError
+from qeuopt.model import TMethodRegressor
 
 # --- A T1 example small enough to compute by hand -------------------------------------
 # Unit space: 2 rows, x = (1, 2) and (3, 4), y = 2 and 4 -> xbar = (2, 3), M0 = 3.
@@ -260,7 +260,7 @@ def test_invalid_parameters_name_the_field():
 
 
 def test_unfitted_predict_raises_qeuopt_and_sklearn_error():
-    with pytest.raises(ModelNotFittedError) as caught:
+    with pytest.raises(NotFittedError) as caught:
         TMethodRegressor("ta").predict(np.ones((2, 2)))
     assert isinstance(caught.value, QeuoptError)
 

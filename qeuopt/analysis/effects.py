@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from qeuopt.errors import DesignError
+from qeuopt.errors import InputError, NoDataError
 
 SN_KINDS = ("larger", "smaller", "nominal")
 
@@ -32,7 +32,7 @@ def sn_ratio(values: Sequence[float], kind: str = "larger") -> float:
     _check_kind(kind)
     y = np.asarray(values, dtype=float).ravel()
     if y.size == 0:
-        raise DesignError("`values`: at least one observation is needed; given none")
+        raise NoDataError("`values`: at least one observation is needed; given none")
     if kind == "larger":
         return -math.inf if np.any(y == 0) else float(-10 * np.log10(np.mean(1.0 / y**2)))
     if kind == "smaller":
@@ -48,7 +48,7 @@ def sn_ratio(values: Sequence[float], kind: str = "larger") -> float:
 
 def _check_kind(kind: str) -> None:
     if kind not in SN_KINDS:
-        raise DesignError(f"`sn`: allowed: {', '.join(SN_KINDS)}; given {kind!r}")
+        raise InputError(f"`sn`: allowed: {', '.join(SN_KINDS)}; given {kind!r}")
 
 
 @dataclass(frozen=True, eq=False)  # DataFrames have no single truth value to compare by
@@ -136,14 +136,14 @@ def _level_mean(effects: pd.DataFrame, factor: str, level: Any) -> float:
     for value, mean in zip(rows["level"], rows["mean"]):
         if value == level:
             return float(mean)
-    raise DesignError(f"`{factor}`: allowed levels {list(rows['level'])}; given {level!r}")
+    raise InputError(f"`{factor}`: allowed levels {list(rows['level'])}; given {level!r}")
 
 
 def _additive(effects: pd.DataFrame, grand_mean: float, used: list[str], condition: Mapping[str, Any]) -> float:
     total = grand_mean
     for factor in used:
         if factor not in condition:
-            raise DesignError(f"`{factor}`: a level is needed to predict; given only {sorted(condition)}")
+            raise InputError(f"`{factor}`: a level is needed to predict; given only {sorted(condition)}")
         total += _level_mean(effects, factor, condition[factor]) - grand_mean
     return total
 
@@ -154,7 +154,7 @@ def _level_orders(data: pd.DataFrame, factors) -> dict[str, list]:
         for f, given in factors.items():
             unknown = [v for v in orders[f] if v not in list(given)]
             if unknown:
-                raise DesignError(f"`factors.{f}`: allowed levels {list(given)}; the data has {unknown}")
+                raise InputError(f"`factors.{f}`: allowed levels {list(given)}; the data has {unknown}")
             orders[f] = [v for v in given if v in orders[f]]
     return orders
 
@@ -162,15 +162,15 @@ def _level_orders(data: pd.DataFrame, factors) -> dict[str, list]:
 def _observations(frame: pd.DataFrame, names: list[str], response: str, condition: str | None):
     missing = [f for f in names if f not in frame.columns]
     if missing or not names:
-        raise DesignError(f"`factors`: at least one factor column of the data is needed; given {names} "
+        raise InputError(f"`factors`: at least one factor column of the data is needed; given {names} "
                           f"(missing {missing}); columns are {list(frame.columns)}")
     for column, field_name in ((response, "response"), (condition, "condition")):
         if column is not None and column not in frame.columns:
-            raise DesignError(f"`{field_name}`: column {column!r} is not in the data; "
+            raise InputError(f"`{field_name}`: column {column!r} is not in the data; "
                               f"columns are {list(frame.columns)}")
     data = frame[frame[response].notna()].copy()
     if data.empty:
-        raise DesignError(f"`response`: column {response!r} has no values")
+        raise NoDataError(f"`response`: column {response!r} has no values")
     data[response] = data[response].astype(float)
     key = condition or "_condition"
     if condition is None:
@@ -183,7 +183,7 @@ def _condition_table(data: pd.DataFrame, names: list[str], response: str, key: s
     varying = groups[names].nunique(dropna=False).max()
     if (varying > 1).any():
         bad = list(varying[varying > 1].index)
-        raise DesignError(f"`condition`: each condition needs one level per factor; {bad} vary within one")
+        raise InputError(f"`condition`: each condition needs one level per factor; {bad} vary within one")
     runs = groups[names].first()
     runs["mean"] = groups[response].mean()
     runs["sn_db"] = groups[response].apply(lambda y: sn_ratio(y, sn))
@@ -234,7 +234,7 @@ def _pooled(sums: dict[str, tuple[int, float]], total_dof: int, pool) -> list[st
         return pooled
     unknown = [f for f in ([pool] if isinstance(pool, str) else pool) if f not in sums]
     if unknown:
-        raise DesignError(f"`pool`: allowed: auto, none or factors among {list(sums)}; given {pool!r}")
+        raise InputError(f"`pool`: allowed: auto, none or factors among {list(sums)}; given {pool!r}")
     return list(pool)
 
 

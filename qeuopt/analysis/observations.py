@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from qeuopt.errors import DesignError
+from qeuopt.errors import InputError, NoDataError
 from qeuopt.track.schema import CLIP_IMAGE_PREFIX, CLIP_MEAN, FACTOR_PREFIX, FOLDER_TAG, RATING_MEAN, TRIAL_TAG, column
 
 CLIP_RESPONSE = CLIP_MEAN
@@ -39,9 +39,9 @@ def resolve_response(spec, response: str | None) -> str:
 def resolve_per(response: str, per: str) -> str:
     """``auto``: one row per image where the response has per-image values (seeds replicate)."""
     if per not in ("auto", "image", "condition"):
-        raise DesignError(f"`per`: allowed: auto, image, condition; given {per!r}")
+        raise InputError(f"`per`: allowed: auto, image, condition; given {per!r}")
     if per == "image" and response not in PER_IMAGE:
-        raise DesignError(f"`per`: `image` is allowed only for {', '.join(PER_IMAGE)}; the response "
+        raise InputError(f"`per`: `image` is allowed only for {', '.join(PER_IMAGE)}; the response "
                           f"{response!r} has one value per condition, use `condition`")
     if per == "auto":
         return "image" if response in PER_IMAGE else "condition"
@@ -54,13 +54,13 @@ def condition_table(study) -> pd.DataFrame:
     levels (exact objects of the study file) and every metric (``clip_mean``, ...)."""
     runs = study.runs()
     if runs.empty or "status" not in runs.columns or not (runs["status"] == "FINISHED").any():
-        raise DesignError(f"`study`: {study.name!r} has no finished condition runs in MLflow yet; "
+        raise NoDataError(f"`study`: {study.name!r} has no finished condition runs in MLflow yet; "
                           f"run it first with `qeuopt run`")
     runs = runs[runs["status"] == "FINISHED"]
     factors = study.spec.space.factors
     clash = [f.name for f in factors if f.name in RESERVED]
     if clash:
-        raise DesignError(f"`factors`: names {', '.join(RESERVED)} are used by the analysis tables; given {clash}")
+        raise InputError(f"`factors`: names {', '.join(RESERVED)} are used by the analysis tables; given {clash}")
     lookups = {f.name: _level_lookup(f) for f in factors}
     metrics = [c for c in runs.columns if c.startswith("metrics.")]
     rows, skipped = [], []
@@ -74,7 +74,7 @@ def condition_table(study) -> pd.DataFrame:
         warnings.warn("left out condition runs whose levels are not in the study file now: " + "; ".join(skipped),
                       stacklevel=2)
     if not rows:
-        raise DesignError(f"`factors`: no finished condition run of {study.name!r} has levels that are all in "
+        raise NoDataError(f"`factors`: no finished condition run of {study.name!r} has levels that are all in "
                           f"the study file now ({'; '.join(skipped[:3])}...)")
     rows.sort(key=lambda row: row["condition"])
     frame = pd.DataFrame(rows)
@@ -89,7 +89,7 @@ def _level_lookup(factor) -> dict[str, Any]:
     for level in factor.levels:
         text = str(level)
         if text in lookup:
-            raise DesignError(f"`factors.{factor.name}`: levels {lookup[text]!r} and {level!r} read the same in "
+            raise InputError(f"`factors.{factor.name}`: levels {lookup[text]!r} and {level!r} read the same in "
                               f"MLflow ({text!r}); give levels that differ as text")
         lookup[text] = level
     return lookup
@@ -127,7 +127,7 @@ def study_observations(study, response: str | None = None, per: str = "condition
         return _clip_per_image(conditions, keep)
     if response not in conditions.columns:
         known = sorted(set(conditions.columns) - set(keep) - {"condition"})
-        raise DesignError(f"`response`: allowed: clip, rating, combined or a metric of the runs "
+        raise InputError(f"`response`: allowed: clip, rating, combined or a metric of the runs "
                           f"({', '.join(known)}); given {response!r}")
     return conditions[keep + [response]].copy()
 
@@ -153,7 +153,7 @@ def rating_scores(study, conditions: pd.DataFrame):
     rating rows. Raises when nobody has rated anything yet."""
     from qeuopt.ratings.store import condition_scores, store_for
 
-    no_ratings = DesignError(f"`response`: {study.name!r} has no ratings yet; rate its images with "
+    no_ratings = NoDataError(f"`response`: {study.name!r} has no ratings yet; rate its images with "
                              f"`qeuopt rate` (or import a CSV with `qeuopt ratings import`), or use the "
                              f"CLIP scores with `--response clip`")
     if not Path(study.spec.tracking.ratings_db).resolve().is_file():  # do not create an empty store

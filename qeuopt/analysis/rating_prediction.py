@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qeuopt.errors import DesignError
+from qeuopt.errors import InputError, NoDataError
 from qeuopt.track.schema import CLIP_MEAN, RATING_MEAN
 
 RATING_VARIANTS = ("ta", "t1")
@@ -94,7 +94,7 @@ def _read_images(folder: Path, row) -> list:
 
     files = condition_images(folder)
     if not files:
-        raise DesignError(f"`condition` {row['condition']}: no images found in {folder}")
+        raise NoDataError(f"`condition` {row['condition']}: no images found in {folder}")
     images = []
     for path in files:
         with Image.open(path) as image:
@@ -184,15 +184,15 @@ def predict_ratings(study, response: str = "rating", variant: str = "ta", scorer
     from qeuopt.analysis.observations import condition_table, rating_scores
 
     if variant not in RATING_VARIANTS:
-        raise DesignError(f"`variant`: allowed: {', '.join(RATING_VARIANTS)}; given {variant!r}")
+        raise InputError(f"`variant`: allowed: {', '.join(RATING_VARIANTS)}; given {variant!r}")
     if response not in ("rating", "combined"):
-        raise DesignError(f"`response`: allowed: rating, combined; given {response!r}")
+        raise InputError(f"`response`: allowed: rating, combined; given {response!r}")
     conditions = condition_table(study)
     scores, _ = rating_scores(study, conditions)
     y_all = conditions["condition"].map(scores[RATING_MEAN if response == "rating" else "combined"])
     rated = y_all.notna().to_numpy()
     if rated.sum() < 3:  # ta: 3 samples; t1: 1 unit-space + 2 signal conditions
-        raise DesignError(f"`response`: the T-method needs at least 3 rated conditions; "
+        raise NoDataError(f"`response`: the T-method needs at least 3 rated conditions; "
                           f"{study.name!r} has {int(rated.sum())}")
     items = condition_items(study, conditions, scorer)
     items = items.loc[:, items[rated].std(ddof=0) > 0]  # constant items say nothing

@@ -29,12 +29,12 @@ def cmd_analyze(args) -> int:
     print(result.report())
     if result.response in RATING_RESPONSES and not args.no_tmethod:
         from qeuopt.analysis.rating_prediction import predict_ratings
-        from qeuopt.errors import DesignError
+        from qeuopt.errors import NoDataError
 
         print()
         try:
             print(predict_ratings(study, result.response, args.variant, log=not args.no_log).report())
-        except DesignError as err:  # the Taguchi part above still stands
+        except NoDataError as err:  # the Taguchi part above still stands
             print(f"T-method not run: {err}")
     if not args.no_log:
         print(f"\nfigures and tables: MLflow, parent run {study.name!r}, artifacts analysis/ "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from qeuopt.cli.analysis import add_analysis_commands
 from qeuopt.cli.ratings import add_rating_commands
-from qeuopt.errors import QeuoptError, StudyError
+from qeuopt.errors import InputError, QeuoptError, StudyError
 
 DEMO_STUDY = "demo_tiny_l9.toml"
 
@@ -41,18 +41,27 @@ def _library_progress_bars_off() -> None:
     diffusers_logging.disable_progress_bar()
 
 
-def cmd_validate(args) -> int:
+def _checked_study(path: str):
+    """The study of a file, checked with everything it will use on this machine (databases,
+    folders, models), so every problem is reported at once and before anything exists."""
+    from qeuopt.config.load import load_study_file
     from qeuopt.run.study import Study
 
-    study = Study.from_file(args.study)
+    return Study.from_spec(load_study_file(path, environment=True))
+
+
+def cmd_validate(args) -> int:
+    study = _checked_study(args.study)
     print(f"{args.study}: valid ({len(study.spec.space.factors)} factors, design {study.spec.design.kind})")
     return 0
 
 
 def cmd_run(args) -> int:
-    from qeuopt.run.study import Study
+    study = _checked_study(args.study)
+    if args.fresh:
+        from qeuopt.run.fingerprint import start_over
 
-    study = Study.from_file(args.study)
+        print(start_over(study))
     _library_progress_bars_off()
     start = time.perf_counter()
     summary = study.run(progress=not args.quiet)
@@ -94,11 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a study file (resumes: complete conditions are skipped)")
     run.add_argument("study", help="path to a study TOML file")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--fresh", action="store_true", help="start the study over: delete its trials, condition "
+                     "folders and MLflow runs (its ratings are saved to a CSV first, then removed)")
     run.set_defaults(func=cmd_run)
 
     demo = commands.add_parser("demo", help="run the demo study on the tiny offline model")
     demo.add_argument("--quiet", action="store_true")
     demo.add_argument("--folder", default="demo", help="where the demo study file is written (default ./demo)")
+    demo.set_defaults(fresh=False)
     demo.set_defaults(func=cmd_demo)
 
     validate = commands.add_parser("validate", help="check a study file without loading any model")
@@ -124,12 +136,50 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as err:
         print(f"qeuopt: invalid study: {err}", file=sys.stderr)
         return 2
+    except InputError as err:
+        print(f"qeuopt: {err}", file=sys.stderr)
+        return 2
     except QeuoptError as err:
         print(f"qeuopt: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("qeuopt: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - a failing disk or database: one line, not a traceback
+        if _interrupted(err):  # Ctrl-C inside Optuna's bookkeeping surfaces as another error
+            print("qeuopt: interrupted; run the same command again to resume", file=sys.stderr)
+            return 130
+        message = failure_message(err)
+        if message is None:
+            raise
+        print(f"qeuopt: {message}; run the same command again to resume once it is fixed", file=sys.stderr)
+        return 1
+
+
+STORE_ERRORS = ("sqlite3", "sqlalchemy", "mlflow", "optuna.exceptions", "optuna.storages")
+
+
+def _causes(err: BaseException):
+    while err is not None:
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def _interrupted(err: BaseException) -> bool:
+    return any(isinstance(e, KeyboardInterrupt) for e in _causes(err))
+
+
+def failure_message(err: BaseException) -> str | None:
+    """One line for a failure of the machine rather than of qeuopt (a full disk, a read-only
+    database, a store that went away), found anywhere in the chain of causes; None otherwise."""
+    for seen in _causes(err):
+        if isinstance(seen, OSError) and (seen.strerror or seen.filename):
+            where = f": {seen.filename}" if seen.filename else ""
+            return f"{seen.strerror or type(seen).__name__}{where}"
+        if type(seen).__module__.startswith(STORE_ERRORS):
+            first = (str(seen).strip().splitlines() or [type(seen).__name__])[0][:300]
+            return f"a database or tracking store failed ({type(seen).__name__}): {first}"
+    return None
 
 
 if __name__ == "__main__":

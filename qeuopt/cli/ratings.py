@@ -7,6 +7,7 @@ imported until a command runs.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 import webbrowser
@@ -34,8 +35,23 @@ def _start_server(study, args):
     return server
 
 
+def _require_conditions(study) -> None:
+    """Rating a study with no finished condition would serve an empty page: say so instead,
+    and create no database on the way."""
+    from qeuopt.config.checks import sqlite_file
+    from qeuopt.errors import NoDataError
+    from qeuopt.ratings.catalog import Catalog
+
+    path = sqlite_file(study.spec.tracking.mlflow_uri)
+    if (path is not None and not Path(path).is_file()) or not Catalog(study).known():
+        raise NoDataError(f"`study`: {study.name!r} has no finished condition to rate yet; "
+                          f"run it first (`qeuopt run STUDY`)")
+
+
 def cmd_rate(args) -> int:
-    server = _start_server(_study(args.study), args)
+    study = _study(args.study)
+    _require_conditions(study)
+    server = _start_server(study, args)
     try:
         while True:
             time.sleep(3600)
@@ -67,15 +83,33 @@ def cmd_import(args) -> int:
     from qeuopt.ratings.sync import sync_outbox
 
     study = _study(args.study)
+    text = _csv_text(args.csv)  # before the catalog opens any database
+    _require_conditions(study)
     catalog = Catalog(study)
-    with open(args.csv, newline="", encoding="utf-8") as source:
-        rows = read_csv(source, study.name, catalog.known())
+    rows = read_csv(io.StringIO(text, newline=""), study.name, catalog.known())
     with store_for(study.spec) as store:
         changed = store.import_rows(rows)
         synced = sync_outbox(store, study.tracker(), study.name, catalog.run_ids())
     print(f"{len(rows)} row(s) read, {changed} stored (older than a stored rating: kept the stored one), "
           f"{synced} condition run(s) updated in MLflow")
     return 0
+
+
+def _csv_text(path: Path) -> str:
+    """The CSV as text: UTF-8, with the byte-order mark spreadsheet programs write removed;
+    a byte that is not UTF-8 is named with its line."""
+    from qeuopt.errors import RatingError
+
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise RatingError(f"`csv`: cannot read {str(path)!r}: {err.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise RatingError(f"`csv`: {str(path)!r} is not UTF-8: line {line} has byte {data[err.start]:#04x}; "
+                          "save it as UTF-8 (CSV UTF-8 in a spreadsheet program)") from None
 
 
 def cmd_scores(args) -> int:
@@ -111,6 +145,9 @@ def cmd_steer(args) -> int:
 
         raise StudyError([f"`design.objective`: rating or combined is needed to steer by rating; "
                           f"given {study.spec.design.objective!r}"], args.study)
+    from qeuopt.config.environment import require_environment
+
+    require_environment(study.spec)  # models, databases and folders, before the first trial
     generator, scorer, store = study.default_generator(), study.default_scorer(), store_for(study.spec)
     server, seen = _start_server(study, args), -1
     try:

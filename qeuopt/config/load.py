@@ -12,6 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from qeuopt.config.checks import NUMBER_RULES, image_problems, input_problems, template_problems
 from qeuopt.config.schedulers import SCHEDULER_NAMES
 from qeuopt.config.spec import (
     GENERATION_FACTORS,
@@ -31,20 +32,34 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 TOP_LEVEL = ("name", "factors", *SECTIONS)
 
 
-def load_study_file(path: str | Path) -> StudySpec:
-    """Parse and validate a study TOML file; relative paths resolve beside it."""
+def load_study_file(path: str | Path, environment: bool = False) -> StudySpec:
+    """Parse and validate a study TOML file; relative paths resolve beside it.
+
+    ``environment``: also check what the study will use on this machine (databases,
+    folders, models; see :mod:`qeuopt.config.environment`), in the same StudyError."""
     path = Path(path)
     if not path.is_file():
         raise StudyError([f"study file not found: `{path}`"])
+    data = _read_toml(path)
+    data.setdefault("name", path.stem)
+    return build_spec(data, base_dir=path.parent, source=str(path), environment=environment)
+
+
+def _read_toml(path: Path) -> dict:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[:err.start].count(b"\n") + 1
+        raise StudyError([f"not UTF-8 text: byte {err.start} (line {line}) cannot be decoded; save the "
+                          "study file as UTF-8"], source=str(path)) from None
+    except OSError as err:
+        raise StudyError([f"cannot read the study file: {err.strerror}"], source=str(path)) from None
     except tomllib.TOMLDecodeError as err:
         raise StudyError([f"not valid TOML: {err}"], source=str(path)) from None
-    data.setdefault("name", path.stem)
-    return build_spec(data, base_dir=path.parent, source=str(path))
 
 
-def build_spec(data: Mapping[str, Any], base_dir: str | Path = ".", source: str | None = None) -> StudySpec:
+def build_spec(data: Mapping[str, Any], base_dir: str | Path = ".", source: str | None = None,
+               environment: bool = False) -> StudySpec:
     """Turn plain study data into a :class:`StudySpec`, or raise one StudyError."""
     problems: list[str] = []
     for key in data:
@@ -59,8 +74,12 @@ def build_spec(data: Mapping[str, Any], base_dir: str | Path = ".", source: str 
         raise StudyError(problems, source)
     spec = StudySpec(name=name, space=space, base_dir=str(Path(base_dir).resolve()), **sections)
     problems.extend(check_spec(spec))
+    if environment:
+        from qeuopt.config.environment import environment_problems
+
+        problems.extend(environment_problems(spec))
     if problems:
-        raise StudyError(problems, source)
+        raise StudyError(list(dict.fromkeys(problems)), source)  # a check of the file and of the machine may agree
     return spec
 
 
@@ -127,8 +146,9 @@ def _space(raw: Any, problems: list[str]) -> Space | None:
 
 def check_spec(spec: StudySpec) -> list[str]:
     """Every rule that looks across sections; returns the problems found."""
-    problems: list[str] = []
-    problems += _check_factor_names(spec)
+    problems: list[str] = template_problems(spec)
+    problems += [] if problems else _check_factor_names(spec)  # names need a template that parses
+    problems += input_problems(spec)
     problems += _check_design(spec)
     problems += _check_generation(spec)
     return problems
@@ -201,7 +221,7 @@ def _check_init_image(spec: StudySpec) -> list[str]:
         return ["`generation.init_image`: img2img needs an init image; give a path to a PNG/JPEG"]
     if not (Path(spec.base_dir) / image).is_file():
         return [f"`generation.init_image`: file not found: {image!r} (relative to {spec.base_dir})"]
-    return []
+    return image_problems(Path(spec.base_dir) / image)
 
 
 def _check_model(spec: StudySpec) -> list[str]:
@@ -220,14 +240,7 @@ def _check_model(spec: StudySpec) -> list[str]:
 
 def _check_numbers(spec: StudySpec) -> list[str]:
     problems = []
-    numeric = {
-        "strength": (lambda v: isinstance(v, (int, float)) and 0 < v <= 1, "a number in (0, 1]"),
-        "guidance": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0"),
-        "steps": (lambda v: isinstance(v, int) and 1 <= v <= 1000, "an integer in 1..1000"),
-        "seed": (lambda v: isinstance(v, int) and 0 <= v < 2**63 - 1024, "an integer in 0..2^63"),
-        "width": (lambda v: isinstance(v, int) and v > 0 and v % 8 == 0, "a positive multiple of 8"),
-        "height": (lambda v: isinstance(v, int) and v > 0 and v % 8 == 0, "a positive multiple of 8"),
-    }
+    numeric = NUMBER_RULES  # finite and bounded: see config/checks.py
     for name, (ok, allowed) in numeric.items():
         where = f"factors.{name}" if name in spec.space.names else f"generation.{name}"
         for value in _levels_or_default(spec, name):

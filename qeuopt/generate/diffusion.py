@@ -128,6 +128,10 @@ class DiffusionGenerator:
         """One pipeline call for the whole grid; returns PIL images in seed order."""
         import torch
 
+        from qeuopt.config.checks import require_valid_settings
+
+        require_valid_settings(settings)  # no inf, NaN or out-of-range number reaches the pipeline
+
         pipe = self.pipeline(settings.mode)
         pipe.scheduler = self.scheduler(settings.scheduler, pipe)
         kwargs = dict(

@@ -8,11 +8,10 @@
 """
 
 from qeuopt.model.cf import CVResult, PairFactorization, cross_validated_rmse
-from qeuopt.model.tmethod import ModelNotFittedError, TMethodRegressor
+from qeuopt.model.tmethod import TMethodRegressor
 
 __all__ = [
     "CVResult",
-    "ModelNotFittedError",
     "PairFactorization",
     "TMethodRegressor",
     "cross_validated_rmse",

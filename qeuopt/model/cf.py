@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 from threadpoolctl import threadpool_limits
 
+from qeuopt.errors import InputError
 from qeuopt.model.tmethod import require_fitted
 
 
@@ -135,7 +136,7 @@ class PairFactorization(RegressorMixin, BaseEstimator):
             problems.append(f"`reg` must be a number > 0 (it keeps each solve regular); "
                             f"got {self.reg!r}.")
         if problems:
-            raise ValueError(" ".join(problems))
+            raise InputError(" ".join(problems))
 
     def _codes(self, X):
         """Validate X (keeping str keys as objects); row and column codes, -1 = unseen."""

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from qeuopt.errors import InputError
 from qeuopt.model.cf import PairFactorization
 from qeuopt.model.tmethod import require_fitted
 
@@ -96,17 +97,17 @@ class SettingModel(RegressorMixin, BaseEstimator):
 
     def _check_fit_input(self, X, y):
         if not isinstance(X, pd.DataFrame) or X.shape[1] == 0:
-            raise ValueError(f"`X`: a pandas DataFrame with one column per factor is needed; "
+            raise InputError(f"`X`: a pandas DataFrame with one column per factor is needed; "
                              f"given {type(X).__name__} with shape {getattr(X, 'shape', None)}")
         y = np.asarray(y, dtype=float).ravel()
         if len(y) != len(X) or len(y) == 0:
-            raise ValueError(f"`y`: one score per row of X ({len(X)} rows) is needed; given {len(y)}")
+            raise InputError(f"`y`: one score per row of X ({len(X)} rows) is needed; given {len(y)}")
         if not np.all(np.isfinite(y)):
-            raise ValueError("`y`: scores must be finite; drop unscored rows (NaN) before fit")
+            raise InputError("`y`: scores must be finite; drop unscored rows (NaN) before fit")
         for name, value, zero_ok in (("reg", self.reg, False), ("pair_reg", self.pair_reg, False),
                                      ("smooth", self.smooth, True)):
             if not is_numeric_level(value) or value < 0 or (value == 0 and not zero_ok):
-                raise ValueError(f"`{name}`: a number {'>=' if zero_ok else '>'} 0 is needed; given {value!r}")
+                raise InputError(f"`{name}`: a number {'>=' if zero_ok else '>'} 0 is needed; given {value!r}")
         return X, y
 
     def _known_levels(self, X: pd.DataFrame) -> dict[str, list]:
@@ -123,13 +124,13 @@ class SettingModel(RegressorMixin, BaseEstimator):
             return None
         if isinstance(self.pair, str):
             if self.pair != "auto":
-                raise ValueError(f"`pair`: allowed 'auto', None or (factor_a, factor_b); given {self.pair!r}")
+                raise InputError(f"`pair`: allowed 'auto', None or (factor_a, factor_b); given {self.pair!r}")
             textual = [f for f in self.factors_ if not any(is_numeric_level(v) for v in self.levels_[f])]
             textual.sort(key=lambda f: -len(self.levels_[f]))  # stable: ties keep column order
             return tuple(textual[:2]) if len(textual) >= 2 else None
         pair = tuple(self.pair)
         if len(pair) != 2 or pair[0] == pair[1] or any(f not in self.factors_ for f in pair):
-            raise ValueError(f"`pair`: two different factors among {self.factors_} are needed; "
+            raise InputError(f"`pair`: two different factors among {self.factors_} are needed; "
                              f"given {self.pair!r}")
         return pair
 
@@ -215,11 +216,11 @@ class SettingModel(RegressorMixin, BaseEstimator):
 
     def _check_predict_input(self, X) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
-            raise ValueError(f"`X`: a pandas DataFrame with columns {self.factors_} is needed; "
+            raise InputError(f"`X`: a pandas DataFrame with columns {self.factors_} is needed; "
                              f"given {type(X).__name__}")
         missing = [f for f in self.factors_ if f not in X.columns]
         if missing:
-            raise ValueError(f"`X`: columns {self.factors_} are needed; missing {missing}")
+            raise InputError(f"`X`: columns {self.factors_} are needed; missing {missing}")
         return X
 
 

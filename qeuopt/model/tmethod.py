@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.validation import validate_data
 
-from qeuopt.errors import NotFittedError
+from qeuopt.errors import InputError, NotFittedError
 
 VARIANTS = ("t1", "ta", "tb", "t2")
 SN_RULES = ("t1", "no_ve", "ratio")
@@ -37,18 +36,10 @@ NO_SIGNAL_MARGIN_DB = 10.0
 _TWO_LEVEL_ARRAYS = (("L4", 3), ("L8", 7), ("L12", 11), ("L16", 15), ("L32", 31), ("L64", 63))
 
 
-class ModelNotFittedError(NotFittedError, SklearnNotFittedError):
-    """A qeuopt model used before ``fit``.
-
-    Both a :class:`qeuopt.errors.NotFittedError` (so ``except QeuoptError`` works)
-    and scikit-learn's ``NotFittedError``, which its estimator checks require.
-    """
-
-
 def require_fitted(estimator, attribute):
-    """Raise :class:`ModelNotFittedError` unless ``fit`` has set ``attribute``."""
+    """Raise :class:`qeuopt.errors.NotFittedError` unless ``fit`` has set ``attribute``."""
     if not hasattr(estimator, attribute):
-        raise ModelNotFittedError(
+        raise NotFittedError(
             f"This {type(estimator).__name__} is not fitted yet; call `fit` first."
         )
 
@@ -149,36 +140,36 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
     def _resolved_rule(self):
         """Validate ``variant`` and ``sn`` (in fit, not __init__) and resolve sn=None."""
         if self.variant not in VARIANTS:
-            raise ValueError(f"`variant` must be one of {VARIANTS}; got {self.variant!r}.")
+            raise InputError(f"`variant` must be one of {VARIANTS}; got {self.variant!r}.")
         if self.sn is None:
             return "ratio" if self.variant == "t2" else "t1"
         if self.sn not in SN_RULES:
-            raise ValueError(f"`sn` must be one of {SN_RULES} or None; got {self.sn!r}.")
+            raise InputError(f"`sn` must be one of {SN_RULES} or None; got {self.sn!r}.")
         return self.sn
 
     def _signal_rows(self, n_samples, unit_mask, n_min_signal=2):
         """Boolean mask of the signal rows, validating ``unit_mask`` for the variant."""
         if self.variant in ("ta", "tb"):
             if unit_mask is not None:
-                raise ValueError(
+                raise InputError(
                     f"`unit_mask` is only used by variants 't1' and 't2'; variant "
                     f"{self.variant!r} takes every row as unit space. Pass unit_mask=None."
                 )
             return np.ones(n_samples, dtype=bool)
         if unit_mask is None:
-            raise ValueError(
+            raise InputError(
                 f"variant {self.variant!r} needs `unit_mask` (a boolean array, True = "
                 "unit-space row); none was given. Use variant='ta' to take every row as "
                 "unit space."
             )
         mask = np.asarray(unit_mask)
         if mask.dtype != bool or mask.shape != (n_samples,):
-            raise ValueError(
+            raise InputError(
                 f"`unit_mask` must be a boolean array of shape ({n_samples},); got dtype "
                 f"{mask.dtype} and shape {mask.shape}."
             )
         if mask.sum() < 1 or (~mask).sum() < n_min_signal:
-            raise ValueError(
+            raise InputError(
                 f"`unit_mask` must mark at least 1 unit-space row and leave at least "
                 f"{n_min_signal} signal rows; got {int(mask.sum())} and {int((~mask).sum())}."
             )
@@ -258,7 +249,7 @@ class TMethodRegressor(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, reset=False).astype(float)
         y = np.asarray(y, dtype=float).ravel()
         if len(y) != len(X):
-            raise ValueError(f"`y` has {len(y)} rows but `X` has {len(X)}.")
+            raise InputError(f"`y` has {len(y)} rows but `X` has {len(X)}.")
         signal = self._signal_rows(len(y), unit_mask)
         use = _item_usage(X.shape[1])
         db = np.array([self._row_db(X[signal], y[signal], row) for row in use])
@@ -280,7 +271,7 @@ def _item_usage(n_items):
     for name, n_columns in _TWO_LEVEL_ARRAYS:
         if n_items <= n_columns:
             return orthogonal_array(name)[:, :n_items] == 1
-    raise ValueError(
+    raise InputError(
         f"item_gains supports at most {_TWO_LEVEL_ARRAYS[-1][1]} items (L64); got {n_items}."
     )
 

@@ -34,6 +34,8 @@ from qeuopt.ratings.sync import MlflowSync
 
 log = logging.getLogger(__name__)
 MAX_BODY = 4096  # a rating is under 200 bytes
+MAX_JSON_DEPTH = 4  # a rating is one flat object; deep nesting only exhausts the parser's stack
+TIMEOUT_S = 30  # a connection that sends nothing (or less body than announced) for this long is closed
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript"),
           "/static/app.css": ("app.css", "text/css")}
 IMAGE_PATH = re.compile(r"^/images/(\d{1,9})/(\d{1,4}|grid)$")
@@ -99,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: one connection carries a whole rating session
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server_version = "qeuopt-rate"
+    timeout = TIMEOUT_S  # socket timeout: idle keep-alive, half-open and short-body connections end
     app: RatingApp  # set on the subclass made by RatingServer
 
     def do_GET(self) -> None:
@@ -119,6 +122,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._check_host()
             route(urlsplit(self.path).path)
+        except (ConnectionError, TimeoutError):  # the client hung up or went silent: nobody to answer
+            self.close_connection = True
         except HttpError as err:
             self._error(err.status, str(err))
         except RatingError as err:
@@ -133,6 +138,17 @@ class Handler(BaseHTTPRequestHandler):
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
         if bound in LOOPBACK and host not in LOOPBACK:
             raise HttpError(403, f"`Host`: {', '.join(LOOPBACK)} are allowed; given {host!r}")
+
+    def _check_origin(self) -> None:
+        """A state-changing request from a browser must come from our own page: its Origin (or,
+        without one, its Referer) names the host it was sent to. Clients that are not browsers
+        send neither and are let through."""
+        sender = self.headers.get("Origin") or self.headers.get("Referer")
+        if sender is None:
+            return
+        if sender == "null" or urlsplit(sender).netloc.lower() != (self.headers.get("Host") or "").lower():
+            raise HttpError(403, f"`Origin`: only this server's own page may post ratings "
+                                 f"(http://{self.headers.get('Host')}); given {sender!r}")
 
     def _get(self, path: str) -> None:
         if path in STATIC:
@@ -155,6 +171,7 @@ class Handler(BaseHTTPRequestHandler):
         if path != "/api/ratings":
             status = 405 if path in STATIC or path.startswith("/api/") else 404
             raise HttpError(status, f"POST is allowed on /api/ratings only; given {path}")
+        self._check_origin()
         if self.headers.get_content_type() != "application/json":  # also forces a CORS preflight
             raise HttpError(415, f"`Content-Type`: application/json is allowed; given {self.headers.get_content_type()}")
         self._json(200, self.app.rate(self._body()))
@@ -166,7 +183,16 @@ class Handler(BaseHTTPRequestHandler):
         if int(length) > MAX_BODY:
             raise HttpError(413, f"request body: at most {MAX_BODY} bytes are allowed; given {length}")
         try:
-            return json.loads(self.rfile.read(int(length)))
+            data = self.rfile.read(int(length))
+        except TimeoutError:
+            raise HttpError(408, f"request body: {length} bytes were announced and not sent within "
+                                 f"{TIMEOUT_S} s") from None
+        if len(data) < int(length):
+            raise HttpError(400, f"request body: {length} bytes were announced; the client sent {len(data)}")
+        if json_depth(data) > MAX_JSON_DEPTH:
+            raise HttpError(400, f"request body: JSON nested at most {MAX_JSON_DEPTH} deep is allowed")
+        try:
+            return json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise HttpError(400, f"request body: JSON is expected; {err}") from None
 
@@ -178,6 +204,13 @@ class Handler(BaseHTTPRequestHandler):
         self._json(status, {"error": message})
 
     def _send(self, status: int, body: bytes, kind: str, cache: str) -> None:
+        try:
+            self._write(status, body, kind, cache)
+        except (ConnectionError, TimeoutError):  # the client left before its answer: not our failure
+            self.close_connection = True
+            log.debug("client %s left before the reply to %s %s", self.address_string(), self.command, self.path)
+
+    def _write(self, status: int, body: bytes, kind: str, cache: str) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -191,14 +224,48 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
+def json_depth(data: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON text (brackets inside strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:  # 0x5C is a backslash, 0x22 a double quote
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up mid-request is logged in one line, not as a traceback."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("client %s hung up", client_address)
+        else:
+            super().handle_error(request, client_address)
+
+
 class RatingServer:
     """A rating server for one study, run in a background thread (``serve_forever`` in the CLI)."""
 
     def __init__(self, study, host: str = "127.0.0.1", port: int = 8765, store=None, tracker=None):
         self.app = RatingApp(study, store, tracker)
         handler = type("BoundHandler", (Handler,), {"app": self.app})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = QuietServer((host, port), handler)
         self._thread: threading.Thread | None = None
 
     @property

@@ -183,6 +183,12 @@ class RatingStore:
             db.execute("DELETE FROM mlflow_outbox WHERE study = ? AND condition = ? AND revision <= ?",
                        (study, condition, revision))
 
+    def forget_study(self, study: str) -> None:
+        """Remove every rating, event and pending MLflow copy of a study (``run --fresh``)."""
+        with self._transaction() as db:
+            for table in ("ratings", "rating_events", "mlflow_outbox"):
+                db.execute(f"DELETE FROM {table} WHERE study = ?", (study,))  # table names are ours
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -261,12 +267,21 @@ def read_csv(source: TextIO, study: str, known: Mapping[int, int]) -> list[dict[
     rows, problems = [], []
     for row in reader:
         try:
+            _check_cells(row, len(reader.fieldnames))
             rows.append(_checked_row(row, study, known))
         except (RatingError, ValueError) as err:
             problems.append(f"line {reader.line_num}: {err}")
     if problems:
         raise RatingError(f"{len(problems)} bad row(s), nothing imported:\n  " + "\n  ".join(problems))
     return rows
+
+
+def _check_cells(row: Mapping[str | None, Any], columns: int) -> None:
+    """csv.DictReader files surplus cells under None and fills missing ones with None."""
+    extra, given = row.get(None), sum(v is not None for k, v in row.items() if k is not None)
+    if extra is not None or given < columns:
+        raise RatingError(f"row: {columns} cells (one per header column) are allowed; given "
+                          f"{given + len(extra or [])}")
 
 
 def _checked_row(row: Mapping[str, str], study: str, known: Mapping[int, int]) -> dict[str, Any]:

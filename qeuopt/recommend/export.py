@@ -31,7 +31,7 @@ from qeuopt.analysis.confirmation import (
     write_study_toml,
 )
 from qeuopt.config.schedulers import SCHEDULERS
-from qeuopt.errors import DesignError
+from qeuopt.errors import InputError
 from qeuopt.levels import find_level, plain
 
 FORMATS = ("csv", "json", "a1111", "study")
@@ -60,12 +60,12 @@ def setting_rows(spec, ranked) -> list[dict[str, Any]]:
     for position, record in enumerate(ranked.to_dict("records"), start=1):
         missing = [name for name in levels if name not in record]
         if missing:
-            raise DesignError(f"`ranked`: a column per factor is needed; missing {missing}")
+            raise InputError(f"`ranked`: a column per factor is needed; missing {missing}")
         setting = {name: find_level(name, values, record[name]) for name, values in levels.items()}
         row = {"rank": position, **setting}
         for key, value in generation_fields(spec, setting).items():
             if key in row and row[key] != value:  # a placeholder named like a parameter
-                raise DesignError(f"`factors.{key}`: the name is an export column ({value!r}); rename the factor")
+                raise InputError(f"`factors.{key}`: the name is an export column ({value!r}); rename the factor")
             row[key] = value
         row.update({key: plain(record[key]) for key in RANK_COLUMNS if key in record})
         rows.append(row)
@@ -124,7 +124,7 @@ def _rank_study(study, response, top, pair):
     from qeuopt.recommend.rank import rank
 
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise DesignError(f"`top`: a positive number of settings is allowed; given {top!r}")
+        raise InputError(f"`top`: a positive number of settings is allowed; given {top!r}")
     response = resolve_response(study.spec, response)
     conditions = condition_table(study)
     frame = study_observations(study, response, "auto", conditions=conditions)
@@ -139,7 +139,7 @@ def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, 
     """Rank, then write ``fmt``: to ``out`` (a stream or a path), else return the text.
     The ``study`` format always writes a file (default ``<study>_top<N>.toml`` beside it)."""
     if fmt not in FORMATS:
-        raise DesignError(f"`format`: allowed: {', '.join(FORMATS)}; given {fmt!r}")
+        raise InputError(f"`format`: allowed: {', '.join(FORMATS)}; given {fmt!r}")
     ranked, response, conditions = _rank_study(study, response, top, pair)
     rows = setting_rows(study.spec, ranked)
     if fmt == "study":

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from qeuopt.errors import InputError, NoDataError
 from qeuopt.levels import check_levels, full_grid
 from qeuopt.model.setting import SettingModel
 
@@ -32,7 +33,7 @@ def rank(levels: Mapping[str, Sequence], observations: pd.DataFrame, response: s
     """
     names, _ = check_levels(levels)
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-        raise ValueError(f"`top`: an int >= 1 is needed; given {top!r}")
+        raise InputError(f"`top`: an int >= 1 is needed; given {top!r}")
     data = _observed_rows(levels, observations, response)
     if model is None:
         model = SettingModel(pair=pair, levels=dict(levels), random_state=random_state)
@@ -49,14 +50,14 @@ def rank(levels: Mapping[str, Sequence], observations: pd.DataFrame, response: s
 def _observed_rows(levels, observations: pd.DataFrame, response: str) -> pd.DataFrame:
     missing = [c for c in [*levels, response] if c not in getattr(observations, "columns", [])]
     if missing:
-        raise ValueError(f"`observations`: needs the factor columns and {response!r}; missing {missing}")
+        raise InputError(f"`observations`: needs the factor columns and {response!r}; missing {missing}")
     data = observations[observations[response].notna()]
     if data.empty:
-        raise ValueError(f"`observations`: no row has a value in {response!r}")
+        raise NoDataError(f"`observations`: no row has a value in {response!r}")
     for name, allowed in levels.items():
         unknown = [v for v in pd.unique(data[name]) if v not in list(allowed)]
         if unknown:
-            raise ValueError(f"`observations.{name}`: allowed levels {list(allowed)}; the data has {unknown}")
+            raise InputError(f"`observations.{name}`: allowed levels {list(allowed)}; the data has {unknown}")
     return data
 
 

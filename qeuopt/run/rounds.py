@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from qeuopt.errors import DesignError
+from qeuopt.errors import DesignError, EvaluationError, InputError, NoDataError
 from qeuopt.levels import duplicate_levels, find_level, full_grid, grid_rows
 
 STRATEGIES = ("auto", "oa", "tpe", "gp", "random", "full")
@@ -96,13 +96,13 @@ def optimize(factors: Mapping[str, Sequence], evaluate: Callable[[dict], float],
 # ---------------------------------------------------------------------------- checks
 def _check_factors(factors) -> dict[str, list]:
     if not isinstance(factors, Mapping) or not factors:
-        raise DesignError(f"`factors`: a mapping name -> list of levels is needed; given {factors!r}")
+        raise InputError(f"`factors`: a mapping name -> list of levels is needed; given {factors!r}")
     levels = {}
     for name, values in factors.items():
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-            raise DesignError(f"`factors.{name}`: a non-empty list of levels is needed; given {values!r}")
+            raise InputError(f"`factors.{name}`: a non-empty list of levels is needed; given {values!r}")
         if duplicate_levels(values):
-            raise DesignError(f"`factors.{name}`: levels must be distinct; given {list(values)}, "
+            raise InputError(f"`factors.{name}`: levels must be distinct; given {list(values)}, "
                               f"repeating {duplicate_levels(values)!r}")
         levels[name] = list(values)
     return levels
@@ -110,14 +110,14 @@ def _check_factors(factors) -> dict[str, list]:
 
 def _check_choice(name: str, value, allowed: Sequence[str]) -> None:
     if value not in allowed:
-        raise DesignError(f"`{name}`: allowed {', '.join(map(repr, allowed))}; given {value!r}")
+        raise InputError(f"`{name}`: allowed {', '.join(map(repr, allowed))}; given {value!r}")
 
 
 def _check_budget(budget, strategy: str, grid: int) -> None:
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise DesignError(f"`budget`: an int >= 1 (evaluations) is needed; given {budget!r}")
+        raise InputError(f"`budget`: an int >= 1 (evaluations) is needed; given {budget!r}")
     if strategy == "full" and budget < grid:
-        raise DesignError(f"`budget`: strategy 'full' evaluates all {grid} combinations, so a budget "
+        raise InputError(f"`budget`: strategy 'full' evaluates all {grid} combinations, so a budget "
                           f">= {grid} is needed; given {budget}. Use 'oa' or 'auto' for a smaller budget")
 
 
@@ -159,7 +159,7 @@ class _Runner:
         try:
             value = float(self.evaluate(condition, trial))
             if not math.isfinite(value):
-                raise DesignError(f"`evaluate`: a finite number is needed; returned {value!r} for {condition}")
+                raise EvaluationError(f"`evaluate`: a finite number is needed; returned {value!r} for {condition}")
         except BaseException:
             self.study.tell(trial, state=_failed())  # a rerun with the same storage retries it
             raise
@@ -188,7 +188,7 @@ class _Runner:
         """The evaluated condition with the best mean value (replicates averaged)."""
         frame = self.history()
         if frame.empty:
-            raise DesignError("`budget`: nothing was evaluated, so nothing can be recommended")
+            raise NoDataError("`budget`: nothing was evaluated, so nothing can be recommended")
         names = list(self.levels)
         totals: dict[tuple, list] = {}
         for key, value in zip(map(tuple, frame[names].itertuples(index=False)), frame["value"]):

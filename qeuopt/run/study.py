@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from qeuopt.config.environment import require_environment
 from qeuopt.config.load import build_spec, load_study_file
 from qeuopt.config.spec import Condition, StudySpec, absolute_sqlite_url, spec_to_dict
 from qeuopt.run.condition import ConditionRunner, Timings, condition_folder
@@ -57,12 +58,15 @@ class Study:
 
     # -- the pieces, each created on first use -------------------------------------------
     def optuna_study(self):
+        from qeuopt.run.fingerprint import check_unchanged
         from qeuopt.run.queue import open_study
 
         sampler = self.spec.design.sampler
         # `oa` rounds enqueue every trial they run, so the sampler never chooses
-        return open_study(self.name, absolute_sqlite_url(self.spec.tracking.optuna_storage),
-                          "random" if sampler == "oa" else sampler)
+        study = open_study(self.name, absolute_sqlite_url(self.spec.tracking.optuna_storage),
+                           "random" if sampler == "oa" else sampler)
+        check_unchanged(study, self.spec)  # a study that already ran with other levels: say so
+        return study
 
     def tracker(self):
         from qeuopt.track.tracker import Tracker
@@ -91,6 +95,7 @@ class Study:
     # -- running -------------------------------------------------------------------------
     def run(self, generator=None, scorer=None, progress: bool = True) -> RunSummary:
         """Run every condition of the design that is not complete yet."""
+        require_environment(self.spec, generator is None, scorer is None)  # before anything is created
         if self.spec.design.objective in ("rating", "combined"):  # people rate: ask/tell, never blocks
             from qeuopt.run.steer import advance
 

@@ -27,6 +27,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from qeuopt.errors import InputError
+
 STRENGTHS = (0.35, 0.45, 0.55, 0.65, 0.75)
 GUIDANCES = (5.0, 6.5, 8.0, 9.5, 11.0)
 INERT = {"scheduler": ("euler_a", "dpmpp_2m", "ddim"), "steps": (20, 30, 40)}
@@ -118,10 +120,10 @@ class SyntheticProblem:
         found = {}
         for name, index in self._index.items():
             if name not in condition:
-                raise KeyError(f"`condition`: needs a level of every factor {list(self.factors)}; "
+                raise InputError(f"`condition`: needs a level of every factor {list(self.factors)}; "
                                f"{name!r} is missing")
             if condition[name] not in index:
-                raise ValueError(f"`condition.{name}`: allowed levels {list(self.factors[name])}; "
+                raise InputError(f"`condition.{name}`: allowed levels {list(self.factors[name])}; "
                                  f"given {condition[name]!r}")
             found[name] = index[condition[name]]
         return found
@@ -143,7 +145,7 @@ def make_problem(random_state: int = 0, *, n_artists: int | tuple[int, int] = (3
     n_a, n_b = _artist_counts(rng, n_artists)
     rank = int(rng.integers(1, 3)) if rank is None else rank
     if rank not in (1, 2):
-        raise ValueError(f"`rank`: allowed 1 or 2 (or None to draw it); given {rank!r}")
+        raise InputError(f"`rank`: allowed 1 or 2 (or None to draw it); given {rank!r}")
     factors = {"style_a": tuple(f"artist_a{i + 1}" for i in range(n_a)),
                "style_b": tuple(f"artist_b{i + 1}" for i in range(n_b)),
                "strength": tuple(strength), "guidance": tuple(guidance)}
@@ -165,7 +167,7 @@ def _artist_counts(rng: np.random.Generator, n_artists) -> tuple[int, int]:
     else:
         low, high = (int(n) for n in n_artists)
     if not 2 <= low <= high:
-        raise ValueError(f"`n_artists`: an int >= 2 or (low, high) with 2 <= low <= high; "
+        raise InputError(f"`n_artists`: an int >= 2 or (low, high) with 2 <= low <= high; "
                          f"given {n_artists!r}")
     return int(rng.integers(low, high + 1)), int(rng.integers(low, high + 1))
 

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from qeuopt.cache import cache_dir
+from qeuopt.errors import InputError
 
 TINY_SD = "qeuopt-tiny:sd"
 TINY_CLIP = "qeuopt-tiny:clip"
@@ -81,7 +82,7 @@ def tiny_model_path(kind: str, cache: Path | None = None) -> Path:
     """Build the tiny ``"sd"`` or ``"clip"`` model once and return its folder."""
     builders = {"sd": _save_tiny_sd, "clip": _save_tiny_clip}
     if kind not in builders:
-        raise ValueError(
+        raise InputError(
             f"`kind` must be one of {list(builders)} (as in {TINY_SD!r}), got {kind!r}"
         )
     root = Path(cache) if cache is not None else cache_dir()

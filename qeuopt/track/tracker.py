@@ -70,6 +70,13 @@ class Tracker:
         found = self._search(f"tags.`{STUDY_TAG}` = '{_escape(study)}' and tags.`{ROLE_TAG}` = 'study'", 1)
         return found[0].info.run_id if found else None
 
+    def delete_study_runs(self, study: str) -> int:
+        """Move every run of ``study`` (parent and conditions) to MLflow's trash; returns how many."""
+        runs = self._search(f"tags.`{STUDY_TAG}` = '{_escape(study)}'")
+        for run in runs:
+            self.client.delete_run(run.info.run_id)
+        return len(runs)
+
     def condition_run(self, parent_id: str, study: str, trial_number: int, name: str,
                       params: Mapping[str, Any]) -> str:
         tags = {PARENT_TAG: parent_id, STUDY_TAG: study, ROLE_TAG: "condition", TRIAL_TAG: str(trial_number)}
