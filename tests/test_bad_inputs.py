@@ -23,9 +23,15 @@ TINY = {"generation": {"model": "qeuopt-tiny:sd"}, "scoring": {"clip_model": "qe
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    """Every file and folder under ``folder`` with a hash of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
+    """Every file and folder under ``folder`` with a hash of its bytes. A SQLite ``-shm``
+    file is SQLite's shared-memory index of the write-ahead log, rewritten by readers too:
+    only its presence counts (the ``-wal`` file and the database itself hold the data)."""
+    def digest(path: Path) -> str:
+        if not path.is_file():
+            return "dir"
+        return "shm" if path.name.endswith("-shm") else hashlib.sha256(path.read_bytes()).hexdigest()
+
+    return {str(p.relative_to(folder)): digest(p) for p in sorted(folder.rglob("*"))}
 
 
 def tiny_data(**changes):

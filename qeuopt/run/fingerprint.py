@@ -122,7 +122,7 @@ def _delete_optuna_study(study) -> bool:
 
 
 def _save_and_forget_ratings(spec) -> Path | None:
-    from qeuopt.ratings.store import RatingStore, write_csv
+    from qeuopt.ratings.store import RatingStore, write_ratings_csv
 
     path = Path(spec.tracking.ratings_db)
     if not path.is_file():
@@ -133,6 +133,6 @@ def _save_and_forget_ratings(spec) -> Path | None:
             return None
         target = Path(f"{spec.name}-ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv")
         with open(target, "w", newline="", encoding="utf-8") as out:
-            write_csv(rows, out)
+            write_ratings_csv(rows, out)
         store.forget_study(spec.name)
     return target
