@@ -73,7 +73,8 @@ class Study:
     def default_generator(self):
         from qeuopt.generate.diffusion import DiffusionGenerator
 
-        return DiffusionGenerator(self.spec.generation, base_dir=self.spec.base_dir)
+        return DiffusionGenerator(self.spec.generation, base_dir=self.spec.base_dir,
+                                  syntax=self.spec.prompt.syntax, loras=self.spec.loras)
 
     def default_scorer(self):
         from qeuopt.score.clip import ClipScorer

@@ -7,6 +7,10 @@ given. Nothing here imports torch, diffusers, mlflow or optuna.
 
 from __future__ import annotations
 
+import itertools
+import math
+import re
+import string
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -21,7 +25,7 @@ OBJECTIVES = ("clip", "rating", "combined")
 MODES = ("txt2img", "img2img")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
-TOP_LEVEL = ("name", "factors", *SECTIONS)
+TOP_LEVEL = ("name", "factors", "loras", *SECTIONS)
 
 
 def load_study_file(path: str | Path) -> StudySpec:
@@ -45,12 +49,13 @@ def build_spec(data: Mapping[str, Any], base_dir: str | Path = ".", source: str 
             problems.append(f"`{key}`: unknown section; allowed: {', '.join(TOP_LEVEL)}")
     sections = {name: _section(data, name, cls, problems) for name, cls in SECTIONS.items()}
     space = _space(data.get("factors"), problems)
+    loras = _loras(data.get("loras", {}), problems)
     name = data.get("name", "study")
     if not isinstance(name, str) or not name.strip():
         problems.append(f"`name`: a non-empty string is allowed; given {name!r}")
     if problems:  # the sections could not even be built: report what we have
         raise StudyError(problems, source)
-    spec = StudySpec(name=name, space=space, base_dir=str(Path(base_dir).resolve()), **sections)
+    spec = StudySpec(name=name, space=space, loras=loras, base_dir=str(Path(base_dir).resolve()), **sections)
     problems.extend(check_spec(spec))
     if problems:
         raise StudyError(problems, source)
@@ -117,9 +122,17 @@ def _space(raw: Any, problems: list[str]) -> Space | None:
     return Space.from_mapping(good)
 
 
+def _loras(raw: Any, problems: list[str]) -> dict[str, str]:
+    if not isinstance(raw, Mapping) or not all(isinstance(v, str) for v in raw.values()):
+        problems.append(f"`loras`: a table of name = \"path/to/file.safetensors\" is allowed; given {raw!r}")
+        return {}
+    return dict(raw)
+
+
 def check_spec(spec: StudySpec) -> list[str]:
     """Every rule that looks across sections; returns the problems found."""
     problems: list[str] = []
+    problems += _check_prompt_language(spec)
     problems += _check_factor_names(spec)
     problems += _check_design(spec)
     problems += _check_generation(spec)
@@ -143,6 +156,54 @@ def _check_factor_names(spec: StudySpec) -> list[str]:
             problems.append(f"`scoring.text`: placeholder {{{name}}} has no factor; allowed: "
                             f"{', '.join('{' + n + '}' for n in spec.space.names)}")
     return problems
+
+
+def _check_prompt_language(spec: StudySpec) -> list[str]:
+    """`prompt.syntax`, the `[loras]` files, and every LoRA tag a condition can render."""
+    from qeuopt.generate.prompt_syntax import SYNTAXES, SyntaxProblem, find_loras, schedule
+
+    prompt, problems = spec.prompt, []
+    if prompt.syntax not in SYNTAXES:
+        return [f"`prompt.syntax`: allowed: {', '.join(SYNTAXES)}; given {prompt.syntax!r}"]
+    for name, path in spec.loras.items():
+        if Path(path).suffix.lower() != ".safetensors":
+            problems.append(f"`loras.{name}`: a .safetensors file is allowed; given {path!r}")
+        elif not (Path(spec.base_dir) / Path(path).expanduser()).is_file():
+            problems.append(f"`loras.{name}`: file not found: {path!r} (relative to {spec.base_dir})")
+    if prompt.syntax != "a1111":
+        return problems
+    for where, text in (("prompt.template", prompt.template), ("prompt.negative", prompt.negative)):
+        try:
+            schedule(text, 1)
+        except SyntaxProblem as err:
+            problems.append(f"`{where}`: {err}")
+    if find_loras(prompt.negative):
+        problems.append("`prompt.negative`: LoRA tags apply to the prompt only; move them to `prompt.template`")
+    for tag in _rendered_lora_tags(spec):
+        if tag.name not in spec.loras:
+            problems.append(f"`prompt.template`: {tag.text} names no LoRA of `[loras]` "
+                            f"({', '.join(spec.loras) or 'none defined'}); add `loras.{tag.name}` = \"file.safetensors\"")
+        elif not math.isfinite(tag.weight):
+            problems.append(f"`prompt.template`: {tag.text}: a finite number is allowed as weight ("
+                            "<lora:name:0.8>; A1111's te/unet multipliers are not supported)")
+    return list(dict.fromkeys(problems))
+
+
+def _rendered_lora_tags(spec: StudySpec):
+    """LoRA tags of the template with each tag's placeholders filled by every level."""
+    from qeuopt.generate.prompt_syntax import find_loras
+
+    levels = spec.space.levels()
+    tags = []
+    for raw in re.findall(r"<lora:[^>]*>", spec.prompt.template):
+        names = [n for _, n, _, _ in string.Formatter().parse(raw) if n]
+        if any(n not in levels for n in names):
+            continue  # reported as a placeholder without factor
+        for combo in itertools.product(*(levels[n] for n in names)):
+            tags += find_loras(raw.format(**dict(zip(names, combo))) if names else raw)
+    for name in spec.prompt.placeholders:
+        tags += [t for level in levels.get(name, ()) if isinstance(level, str) for t in find_loras(level)]
+    return tags
 
 
 def _check_design(spec: StudySpec) -> list[str]:
