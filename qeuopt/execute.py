@@ -169,6 +169,22 @@ class ConditionRunner:
         self.timings.add(stages, len(images))
         return ConditionResult(condition, prompt, seeds, scores, summary, final, run_id)
 
+    def link(self, trial):
+        """An ``on_run_created`` for :meth:`run` that points ``trial`` at its MLflow run: user
+        attributes ``mlflow_run_id`` and ``mlflow_run_url``, and, where optuna-dashboard is
+        installed, a trial note whose Markdown link opens the run (user attributes show as
+        plain text there)."""
+        def created(run_id: str) -> None:
+            url = f"{self.spec.tracking.mlflow_ui.rstrip('/')}/#/experiments/{self.tracker.experiment_id}/runs/{run_id}"
+            trial.set_user_attr("mlflow_run_id", run_id)
+            trial.set_user_attr("mlflow_run_url", url)
+            try:
+                from optuna_dashboard import save_note
+            except ImportError:
+                return
+            save_note(trial, f"MLflow run: [{run_id}]({url})")
+        return created
+
     def _upload_later(self, run_id, folder, scores, values, grid) -> None:
         """Artifacts go up on the writer thread while the next condition generates. The
         files are already on disk and the run stays RUNNING until they are uploaded, so

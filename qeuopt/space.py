@@ -117,6 +117,7 @@ class ScoringSettings:
 @dataclass(frozen=True)
 class TrackingSettings:
     mlflow_uri: str = "sqlite:///mlflow.db"
+    mlflow_ui: str = "http://127.0.0.1:5000"  # where `qeuopt ui` serves it: trial notes link runs there
     experiment: str = ""  # empty: the study's name
     optuna_storage: str = "sqlite:///optuna.db"
     output_dir: str = "outputs"

@@ -18,6 +18,21 @@ from qeuopt.space import Condition, StudySpec, absolute_sqlite_url, spec_to_dict
 from qeuopt.validation import build_spec, load_study_file
 
 
+def name_objective(study, spec) -> None:
+    """The trial value's name in Optuna and optuna-dashboard (else "Objective 0")."""
+    import warnings
+
+    import optuna
+
+    from qeuopt.observations import resolve_response
+
+    name = resolve_response(spec, None)
+    if study.metric_names != [name]:
+        with warnings.catch_warnings():  # set_metric_names is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([name])
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """What one call of :meth:`Study.run` did."""
@@ -61,8 +76,10 @@ class Study:
 
         sampler = self.spec.design.sampler
         # `oa` rounds enqueue every trial they run, so the sampler never chooses
-        return open_study(self.name, absolute_sqlite_url(self.spec.tracking.optuna_storage),
-                          "random" if sampler == "oa" else sampler)
+        study = open_study(self.name, absolute_sqlite_url(self.spec.tracking.optuna_storage),
+                           "random" if sampler == "oa" else sampler)
+        name_objective(study, self.spec)
+        return study
 
     def tracker(self):
         from qeuopt.tracking import Tracker
@@ -108,7 +125,7 @@ class Study:
         with self.runner(tracker, rows, generator, scorer) as runner:
             def objective(trial) -> float:
                 condition = Condition(trial.number, suggest(trial, levels))
-                result = runner.run(condition, lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+                result = runner.run(condition, runner.link(trial))
                 trial.set_user_attr("clip_scores", result.scores)
                 return result.summary["mean"]
 
@@ -131,7 +148,7 @@ class Study:
         with self.runner(tracker, None, generator, scorer) as runner:
             def evaluate(values, trial) -> float:
                 result = runner.run(Condition(trial.number, values),
-                                    lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+                                    runner.link(trial))
                 trial.set_user_attr("clip_scores", result.scores)
                 return result.summary["mean"]
 
