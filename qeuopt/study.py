@@ -209,7 +209,10 @@ class Study:
     # -- results -------------------------------------------------------------------------
     def trials(self):
         """Optuna's view: one row per trial (params, value, state, MLflow run id)."""
-        return self.optuna_study().trials_dataframe(attrs=("number", "params", "value", "state", "user_attrs"))
+        study = self.optuna_study()
+        frame = study.trials_dataframe(attrs=("number", "params", "value", "state", "user_attrs"))
+        # with a named objective Optuna calls the column value_<name>; keep it `value`
+        return frame.rename(columns={f"value_{name}": "value" for name in study.metric_names or []})
 
     def runs(self):
         """MLflow's view: one row per condition run with params, metrics and tags."""

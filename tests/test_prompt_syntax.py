@@ -150,3 +150,52 @@ def test_prompt_editing_switches_the_conditioning_after_the_given_step(pipe, enc
     positive = [batch[1:] for batch in seen]  # [negative, positive] under guidance
     assert [torch.equal(p, cat) for p in positive] == [True, True, True, False, False]
     assert all(torch.equal(p, dog) for p in positive[3:])  # steps 0..2 cat (A1111: step <= 2), then dog
+
+
+def tiny_sdxl(tokenizer):
+    """An SDXL pipeline from tiny parts: two text encoders (one with projection, pooled)."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from qeuopt.testing import SD15_SCHEDULER
+
+    torch.manual_seed(0)
+    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                            num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
+                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                            pad_token_id=tokenizer.eos_token_id)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64, norm_num_groups=32)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(config),
+                                     text_encoder_2=CLIPTextModelWithProjection(config), tokenizer=tokenizer,
+                                     tokenizer_2=tokenizer, unet=unet,
+                                     scheduler=EulerDiscreteScheduler.from_config(SD15_SCHEDULER))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize("syntax", ["a1111", "compel"])
+def test_sdxl_path_weights_chunks_pools_and_switches(pipe, syntax):
+    from qeuopt.generate.conditioning import PromptEncoder
+
+    sdxl = tiny_sdxl(pipe.tokenizer)
+    encoder = PromptEncoder(sdxl, syntax)
+    long = ", ".join(["red sea"] * 40)  # 119 tokens: two chunks
+    prompt = "(girl:1.3), [cat:dog:2] " + long if syntax == "a1111" else "(girl)1.3, cat " + long
+    conditioning = encoder.conditioning(prompt, "low quality", steps=4, images=2)
+    kwargs = conditioning.kwargs
+    assert kwargs["prompt_embeds"].shape == kwargs["negative_prompt_embeds"].shape == (1, 154, 64)  # 32 + 32
+    assert kwargs["pooled_prompt_embeds"].shape == (1, 32)
+    assert conditioning.switches == ([2] if syntax == "a1111" else None)
+    if conditioning.callback:
+        kwargs = {**kwargs, "callback_on_step_end": conditioning.callback,
+                  "callback_on_step_end_tensor_inputs": conditioning.callback.tensor_inputs}
+    images = sdxl(**kwargs, num_images_per_prompt=2, num_inference_steps=4, width=64, height=64,
+                  generator=[torch.Generator("cpu").manual_seed(s) for s in (1, 2)]).images
+    assert len(images) == 2 and images[0].size == (64, 64)
