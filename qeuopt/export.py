@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 import numpy as np
 
 from qeuopt.exceptions import DesignError
-from qeuopt.generate.prompts_file import group_rows, job_line, model_scheduler, sampler_and_schedule
+from qeuopt.generate.prompts_file import group_rows, job_line, model_scheduler, sampler_and_schedule, spec_notes
 from qeuopt.space import GENERATION_FACTORS, spec_to_dict
 
 FORMATS = ("csv", "json", "a1111", "study")
@@ -109,8 +109,10 @@ def a1111_line(row: Mapping[str, Any], denoising_strength: bool = False) -> str:
 def a1111_files(rows: Iterable[Mapping[str, Any]], spec=None, version: str = "1.9",
                 denoising_strength: bool = False) -> dict[str, list[str]]:
     """{file tag: lines} (see :func:`qeuopt.generate.prompts_file.group_rows`)."""
-    default = model_scheduler(spec.generation.model, spec.base_dir) if spec is not None else None
-    return group_rows(rows, version, denoising_strength, default)
+    if spec is None:
+        return group_rows(rows, version, denoising_strength)
+    default = model_scheduler(spec.generation.model, spec.base_dir)
+    return group_rows(rows, version, denoising_strength, default, spec_notes(spec))
 
 
 def write_a1111(rows: Iterable[Mapping[str, Any]], out: TextIO, denoising_strength: bool = False,

@@ -48,6 +48,17 @@ def model_scheduler(model: str, base_dir: str = ".") -> str | None:
     return scheduler_for_class(data.get("_class_name", ""), data)
 
 
+def spec_notes(spec) -> tuple[str, ...]:
+    """What every header adds for a study: its LoRA files, a prompt syntax A1111 does not read."""
+    notes = []
+    if spec.loras:
+        notes.append("LoRA files to put in A1111's models/Lora under these names: "
+                     + ", ".join(f"{name} = {path}" for name, path in spec.loras.items()))
+    if spec.prompt.syntax != "a1111":
+        notes.append(f"the prompts are in {spec.prompt.syntax} syntax, which A1111 reads as its own")
+    return tuple(notes)
+
+
 def sampler_and_schedule(scheduler: str, version: str) -> tuple[str, str]:
     """(``--sampler_name`` value, schedule type to set in the UI or "" when the name says it)."""
     if scheduler == DEFAULT or not scheduler:
@@ -73,7 +84,8 @@ def job_line(row: Mapping[str, Any], sampler: str, denoising_strength: bool = Fa
     return " ".join(f"--{name} {shlex.quote(str(value))}" for name, value in options if str(value) != "")
 
 
-def _header(version: str, row: Mapping[str, Any], schedule: str, dropped: int, sampler: str) -> str:
+def _header(version: str, row: Mapping[str, Any], schedule: str, dropped: int, sampler: str,
+            notes: tuple[str, ...] = ()) -> str:
     tab = "img2img" if row.get("mode") == "img2img" else "txt2img"
     settings = [f"A1111 {version}{'+' if version == '1.9' else ' and earlier'} \"Prompts from file or textbox\", "
                 f"{tab} tab", f"Settings > Random number generator source: CPU"]
@@ -84,14 +96,16 @@ def _header(version: str, row: Mapping[str, Any], schedule: str, dropped: int, s
     if not sampler:
         settings.append("Sampler: the checkpoint's own scheduler, not known offline (scheduler `default`)")
     settings.append(f"checkpoint: {row.get('model', '')}")
+    settings += notes
     if dropped:
         settings.append(f"{dropped} setting(s) rendered a line already written, kept once")
     return "# " + "; ".join(settings) + "; delete this line before running (A1111 runs every line)"
 
 
 def group_rows(rows: Iterable[Mapping[str, Any]], version: str = "1.9", denoising_strength: bool = False,
-               default_scheduler: str | None = None) -> dict[str, list[str]]:
-    """{file tag: lines}: one group per img2img strength and schedule type, header first."""
+               default_scheduler: str | None = None, notes: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """{file tag: lines}: one group per img2img strength and schedule type, header first;
+    ``notes`` are added to every header (LoRA files, a prompt syntax A1111 does not read)."""
     if version not in VERSIONS:
         raise ValueError(f"`version`: allowed: {', '.join(VERSIONS)}; given {version!r}")
     groups: dict[tuple, list] = defaultdict(list)
@@ -108,5 +122,5 @@ def group_rows(rows: Iterable[Mapping[str, Any]], version: str = "1.9", denoisin
         tag = "_".join(part for part in (f"strength{strength}" if strength is not None else "",
                                          schedule.replace(" ", "").lower()) if part) or "all"
         first, _, sampler = entries[0]
-        files[tag] = [_header(version, first, schedule, len(entries) - len(lines), sampler), *lines]
+        files[tag] = [_header(version, first, schedule, len(entries) - len(lines), sampler, notes), *lines]
     return files
