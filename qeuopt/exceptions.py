@@ -36,3 +36,7 @@ class RatingError(QeuoptError, ValueError):
 
 class DesignError(QeuoptError, ValueError):
     """Factors do not fit the requested design (array too small, too many levels...)."""
+
+
+class PromptSyntaxError(QeuoptError, ValueError):
+    """A prompt uses A1111 syntax that qeuopt cannot run as A1111 would (validation reports it)."""

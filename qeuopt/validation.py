@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from qeuopt.exceptions import DesignError, StudyError
+from qeuopt.exceptions import DesignError, PromptSyntaxError, StudyError
 from qeuopt.generate.schedulers import SCHEDULER_NAMES
 from qeuopt.space import GENERATION_FACTORS, SECTIONS, PromptSettings, Space, StudySpec
 
@@ -160,7 +160,7 @@ def _check_factor_names(spec: StudySpec) -> list[str]:
 
 def _check_prompt_language(spec: StudySpec) -> list[str]:
     """`prompt.syntax`, the `[loras]` files, and every LoRA tag a condition can render."""
-    from qeuopt.generate.prompt_syntax import SYNTAXES, SyntaxProblem, find_loras, schedule
+    from qeuopt.generate.prompt_syntax import SYNTAXES, find_loras, schedule
 
     prompt, problems = spec.prompt, []
     if prompt.syntax not in SYNTAXES:
@@ -175,7 +175,7 @@ def _check_prompt_language(spec: StudySpec) -> list[str]:
     for where, text in (("prompt.template", prompt.template), ("prompt.negative", prompt.negative)):
         try:
             schedule(text, 1)
-        except SyntaxProblem as err:
+        except PromptSyntaxError as err:
             problems.append(f"`{where}`: {err}")
     if find_loras(prompt.negative):
         problems.append("`prompt.negative`: LoRA tags apply to the prompt only; move them to `prompt.template`")

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from qeuopt.generate.prompt_syntax import (SyntaxProblem, chunks, parse_attention, readable, schedule,
+from qeuopt.exceptions import PromptSyntaxError
+from qeuopt.generate.prompt_syntax import (chunks, parse_attention, readable, schedule,
                                            split_loras, text_at)
 from qeuopt.testing import PROMPT_TEMPLATE, TINY_SD
 
@@ -29,7 +30,7 @@ def test_prompt_editing_schedules_as_a1111():
         "a cat on beach", "a cat on beach", "a cat on ", "a cat on ", "a dog on ", "a dog on "]
     assert schedule("[(red:1.2):3] car", 10) == [(3, " car"), (10, "(red:1.2) car")]
     assert schedule("(x:1.2) [y] plain", 5) == [(5, "(x:1.2) [y] plain")]  # weights are not edits
-    with pytest.raises(SyntaxProblem, match="alternation"):
+    with pytest.raises(PromptSyntaxError, match="alternation"):
         schedule("[cat|dog]", 10)
 
 

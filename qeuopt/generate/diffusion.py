@@ -194,11 +194,15 @@ class DiffusionGenerator:
 
 def load_loras(pipe, loras: Mapping[str, str], base_dir: str = ".") -> None:
     """Every LoRA of the study as a peft adapter named as in ``[loras]``, all off at first."""
+    import warnings
+
     if not loras:
         return
     for name, path in loras.items():
         try:
-            pipe.load_lora_weights(str(Path(base_dir) / Path(path).expanduser()), adapter_name=name)
+            with warnings.catch_warnings():  # peft warns that a model gets several adapters: it is meant to
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                pipe.load_lora_weights(str(Path(base_dir) / Path(path).expanduser()), adapter_name=name)
         except (OSError, ValueError, KeyError) as err:
             raise ModelLoadError(f"`loras.{name}`: could not load {path!r} into {type(pipe).__name__}: {err}") from err
     pipe.disable_lora()

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qeuopt.exceptions import PromptSyntaxError
+
 SYNTAXES = ("a1111", "compel", "plain")
 BREAK = "BREAK"
 
@@ -78,10 +80,6 @@ class _Literal:
     close: str
 
 
-class SyntaxProblem(ValueError):
-    """A prompt A1111 would read differently than qeuopt can run it."""
-
-
 def _parse(text: str, pos: int = 0, stops: str = "") -> tuple[tuple, int]:
     """Nodes up to the first unescaped character of ``stops`` at this depth."""
     nodes, plain = [], []
@@ -123,7 +121,7 @@ def _parse_group(text: str, pos: int):
         seps.append(text[end])
         end += 1
     if "|" in seps:
-        raise SyntaxProblem(f"alternation {text[pos:end + 1]!r} (A1111 swaps the words every step) is not "
+        raise PromptSyntaxError(f"alternation {text[pos:end + 1]!r} (A1111 swaps the words every step) is not "
                             "supported; write one of the words, or make them levels of a factor")
     number = _NUMBER.fullmatch(_flat(parts[-1])) if len(parts) in (2, 3) else None
     if number:
