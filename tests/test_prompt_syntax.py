@@ -85,6 +85,11 @@ def test_demo_weights_scale_each_token_as_written(pipe, encoder):
     assert torch.equal(weighted[0, ids.index(vocab["high</w>"])], plain[0, ids.index(vocab["high</w>"])])
 
 
+def test_a_prompt_without_syntax_embeds_exactly_as_diffusers_does(pipe, encoder):
+    text = "portrait in the style of Hokusai, beach, high quality"
+    assert torch.equal(encoder.encode(text)[0], pipe.encode_prompt(text, "cpu", 1, False)[0])
+
+
 def test_downweight_moves_towards_the_prompt_without_the_word(encoder):
     base, down = encoder.encode("red car")[0], encoder.encode("[red] car")[0]
     assert not torch.allclose(base, down) and base.shape == down.shape
@@ -93,13 +98,13 @@ def test_downweight_moves_towards_the_prompt_without_the_word(encoder):
 def test_long_prompt_is_chunked_not_truncated(pipe, encoder):
     words = ("red blue green yellow black white sun sea sky beach ocean mountain city forest night day "
              "light eye hair face smile girl boy man woman person figure art style painting").split()
-    prompt = ", ".join((words * 3)[:60])  # 60 words and 59 commas: 119 tokens
-    assert len(tokens(pipe, prompt)) - 2 == 119
+    prompt = ", ".join((words * 3)[:60]) + ","  # 60 words and 60 commas: 120 tokens
+    assert len(tokens(pipe, prompt)) - 2 == 120
     embeds = encoder.encode(prompt)[0]
     assert embeds.shape == (1, 154, 32)  # two chunks of 77: nothing cut
     # A1111: a full chunk ends after its last comma (token 74 here); the rest starts a new chunk,
     # encoded alone with its own start and end tokens
-    rest = ", ".join((words * 3)[37:60])
+    rest = ", ".join((words * 3)[37:60]) + ","
     torch.testing.assert_close(embeds[:, 77:], encoder.encode(rest)[0])
     first = ", ".join((words * 3)[:37]) + ","
     torch.testing.assert_close(embeds[:, :77], encoder.encode(first)[0])
