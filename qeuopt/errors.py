@@ -4,7 +4,8 @@
     ├── StudyError           a study file or dict is invalid (every problem at once; exit 2)
     ├── InputError           a bad argument to a function or command (also a ValueError)
     │   ├── DesignError      factors do not fit the requested design
-    │   └── RatingError      a rating or a ratings file row is invalid
+    │   ├── RatingError      a rating or a ratings file row is invalid
+    │   └── PromptSyntaxError  A1111 prompt syntax qeuopt cannot run as A1111 would
     ├── NoDataError          nothing to work on yet (no complete condition, no ratings)
     ├── EvaluationError      an evaluator or a run returned something unusable (NaN, inf)
     ├── ModelLoadError       a model could not be loaded
@@ -79,3 +80,7 @@ def __getattr__(name: str):
     NotFittedError.__module__ = __name__
     globals()["NotFittedError"] = NotFittedError
     return NotFittedError
+
+
+class PromptSyntaxError(InputError):
+    """A prompt uses A1111 syntax that qeuopt cannot run as A1111 would (validation reports it)."""

@@ -47,8 +47,8 @@ def test_one_pipeline_kept_for_the_study(generator, sketch):
     generator.generate(PROMPT, "", settings, [2], sketch)
     assert generator.pipeline("txt2img") is first
     assert generator.pipeline("img2img").unet is first.unet  # img2img shares the components
-    assert generator.sampler_label("dpmpp_2m_karras") == "DPM++ 2M Karras"
-    assert generator.sampler_label("default") == "PLMS"  # the tiny model ships PNDM
+    assert generator.a1111_sampler("dpmpp_2m_karras") == ("DPM++ 2M", "Karras")
+    assert generator.a1111_sampler("default") == ("PLMS", "Automatic")  # the tiny model ships PNDM
 
 
 def test_pickle_checkpoint_refused_before_loading(tmp_path):

@@ -81,13 +81,15 @@ def _use_composite_prompt(spec, data, header) -> None:
 
 def _rebase_paths(data: dict[str, Any], spec, out_dir: Path) -> None:
     """Local files named relative to the study file, made relative to the new file."""
-    for key in ("init_image", "model", "model_config"):
-        value = data["generation"].get(key)
+    places = [(data["generation"], key) for key in ("init_image", "model", "model_config")]
+    places += [(data["loras"], name) for name in data.get("loras", {})]
+    for table, key in places:
+        value = table.get(key)
         if not value or Path(value).is_absolute():
             continue
         local = Path(spec.base_dir) / Path(value).expanduser()
         if local.exists():
-            data["generation"][key] = os.path.relpath(local.resolve(), out_dir.resolve())
+            table[key] = os.path.relpath(local.resolve(), out_dir.resolve())
 
 
 def write_study_toml(data: Mapping[str, Any], header: Sequence[str], path: str | Path) -> Path:

@@ -61,15 +61,17 @@ def cmd_export(args) -> int:
 
     study = _study(args.study)
     result = export_settings(study, args.format, args.output, top=args.top, response=args.response,
-                             pair=args.pair, seeds=args.seeds, denoising_strength=args.with_denoising_strength)
-    if args.format == "a1111" and study.spec.generation.mode == "img2img" and not args.with_denoising_strength:
-        print("note: img2img strength is not in these lines: upstream A1111's prompts-from-file script has no "
-              "--denoising_strength option (it would read the whole line as the prompt); set it in the img2img "
-              "tab, or add --with-denoising-strength for a fork that accepts the option", file=sys.stderr)
+                             pair=args.pair, seeds=args.seeds, denoising_strength=args.with_denoising_strength,
+                             a1111_version=args.a1111_version)
+    if args.format == "a1111":
+        print("note: A1111's prompts-from-file script cannot take img2img strength, schedule type (1.9+) or noise "
+              "source per line: there is one file per strength and schedule type, and each file's first line "
+              "(a # comment, delete it before running) says what to set in the UI", file=sys.stderr)
     if args.format == "study":
         print(f"wrote {result}; run it with `qeuopt run {result}`")
     elif args.output:
-        print(f"wrote {args.format} for the top {args.top} settings of {study.name} to {result}", file=sys.stderr)
+        paths = ", ".join(map(str, result)) if isinstance(result, list) else result
+        print(f"wrote {args.format} for the top {args.top} settings of {study.name} to {paths}", file=sys.stderr)
     else:
         sys.stdout.write(result)
     return 0
@@ -131,4 +133,7 @@ def add_analysis_commands(commands) -> None:
     export.add_argument("--with-denoising-strength", action="store_true",
                         help="a1111 format, img2img: add --denoising_strength (upstream A1111's script rejects "
                              "that option and then reads the whole line as the prompt; some forks accept it)")
+    export.add_argument("--a1111-version", choices=("1.9", "1.8"), default="1.9",
+                        help="a1111 format: 1.9 (and later: sampler and schedule type apart) or 1.8 (and earlier: "
+                             "one name such as 'DPM++ 2M Karras')")
     export.set_defaults(func=cmd_export)

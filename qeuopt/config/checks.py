@@ -8,11 +8,15 @@ given); :mod:`qeuopt.config.load` collects them all into one ``StudyError``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
 import string
 from pathlib import Path
+
+from qeuopt.config.spec import StudySpec
+from qeuopt.errors import PromptSyntaxError
 
 # The bounds users are promised (README: "Limits of a study").
 MAX_GUIDANCE = 50.0  # A1111's slider stops at 30; beyond ~20 images burn out
@@ -180,3 +184,51 @@ def image_problems(path: Path, field: str = "generation.init_image") -> list[str
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         return [f"`{field}`: {str(path)!r} is not a readable image ({type(err).__name__}: {err})"]
     return []
+
+
+def prompt_language_problems(spec: StudySpec) -> list[str]:
+    """`prompt.syntax`, the `[loras]` files, and every LoRA tag a condition can render."""
+    from qeuopt.config.prompt_syntax import SYNTAXES, find_loras, schedule
+
+    prompt, problems = spec.prompt, []
+    if prompt.syntax not in SYNTAXES:
+        return [f"`prompt.syntax`: allowed: {', '.join(SYNTAXES)}; given {prompt.syntax!r}"]
+    for name, path in spec.loras.items():
+        if Path(path).suffix.lower() != ".safetensors":
+            problems.append(f"`loras.{name}`: a .safetensors file is allowed; given {path!r}")
+        elif not (Path(spec.base_dir) / Path(path).expanduser()).is_file():
+            problems.append(f"`loras.{name}`: file not found: {path!r} (relative to {spec.base_dir})")
+    if prompt.syntax != "a1111":
+        return problems
+    for where, text in (("prompt.template", prompt.template), ("prompt.negative", prompt.negative)):
+        try:
+            schedule(text, 1)
+        except PromptSyntaxError as err:
+            problems.append(f"`{where}`: {err}")
+    if find_loras(prompt.negative):
+        problems.append("`prompt.negative`: LoRA tags apply to the prompt only; move them to `prompt.template`")
+    for tag in _rendered_lora_tags(spec):
+        if tag.name not in spec.loras:
+            problems.append(f"`prompt.template`: {tag.text} names no LoRA of `[loras]` "
+                            f"({', '.join(spec.loras) or 'none defined'}); add `loras.{tag.name}` = \"file.safetensors\"")
+        elif not math.isfinite(tag.weight):
+            problems.append(f"`prompt.template`: {tag.text}: a finite number is allowed as weight ("
+                            "<lora:name:0.8>; A1111's te/unet multipliers are not supported)")
+    return list(dict.fromkeys(problems))
+
+
+def _rendered_lora_tags(spec: StudySpec):
+    """LoRA tags of the template with each tag's placeholders filled by every level."""
+    from qeuopt.config.prompt_syntax import find_loras
+
+    levels = spec.space.levels()
+    tags = []
+    for raw in re.findall(r"<lora:[^>]*>", spec.prompt.template):
+        names = [n for _, n, _, _ in string.Formatter().parse(raw) if n]
+        if any(n not in levels for n in names):
+            continue  # reported as a placeholder without factor
+        for combo in itertools.product(*(levels[n] for n in names)):
+            tags += find_loras(raw.format(**dict(zip(names, combo))) if names else raw)
+    for name in spec.prompt.placeholders:
+        tags += [t for level in levels.get(name, ()) if isinstance(level, str) for t in find_loras(level)]
+    return tags

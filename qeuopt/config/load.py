@@ -12,7 +12,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from qeuopt.config.checks import NUMBER_RULES, image_problems, input_problems, template_problems
+from qeuopt.config.checks import (
+    NUMBER_RULES,
+    image_problems,
+    input_problems,
+    prompt_language_problems,
+    template_problems,
+)
 from qeuopt.config.schedulers import SCHEDULER_NAMES
 from qeuopt.config.spec import (
     GENERATION_FACTORS,
@@ -29,7 +35,7 @@ OBJECTIVES = ("clip", "rating", "combined")
 MODES = ("txt2img", "img2img")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
-TOP_LEVEL = ("name", "factors", *SECTIONS)
+TOP_LEVEL = ("name", "factors", "loras", *SECTIONS)
 
 
 def load_study_file(path: str | Path, environment: bool = False) -> StudySpec:
@@ -67,12 +73,13 @@ def build_spec(data: Mapping[str, Any], base_dir: str | Path = ".", source: str 
             problems.append(f"`{key}`: unknown section; allowed: {', '.join(TOP_LEVEL)}")
     sections = {name: _section(data, name, cls, problems) for name, cls in SECTIONS.items()}
     space = _space(data.get("factors"), problems)
+    loras = _loras(data.get("loras", {}), problems)
     name = data.get("name", "study")
     if not isinstance(name, str) or not name.strip():
         problems.append(f"`name`: a non-empty string is allowed; given {name!r}")
     if problems:  # the sections could not even be built: report what we have
         raise StudyError(problems, source)
-    spec = StudySpec(name=name, space=space, base_dir=str(Path(base_dir).resolve()), **sections)
+    spec = StudySpec(name=name, space=space, loras=loras, base_dir=str(Path(base_dir).resolve()), **sections)
     problems.extend(check_spec(spec))
     if environment:
         from qeuopt.config.environment import environment_problems
@@ -144,9 +151,17 @@ def _space(raw: Any, problems: list[str]) -> Space | None:
     return Space.from_mapping(good)
 
 
+def _loras(raw: Any, problems: list[str]) -> dict[str, str]:
+    if not isinstance(raw, Mapping) or not all(isinstance(v, str) for v in raw.values()):
+        problems.append(f"`loras`: a table of name = \"path/to/file.safetensors\" is allowed; given {raw!r}")
+        return {}
+    return dict(raw)
+
+
 def check_spec(spec: StudySpec) -> list[str]:
     """Every rule that looks across sections; returns the problems found."""
     problems: list[str] = template_problems(spec)
+    problems += prompt_language_problems(spec)
     problems += [] if problems else _check_factor_names(spec)  # names need a template that parses
     problems += input_problems(spec)
     problems += _check_design(spec)

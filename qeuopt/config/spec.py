@@ -59,6 +59,7 @@ class Condition:
 class PromptSettings:
     template: str
     negative: str = ""
+    syntax: str = "a1111"  # how prompts are read: a1111 | compel | plain (see generate/conditioning.py)
 
     @property
     def placeholders(self) -> list[str]:
@@ -116,6 +117,7 @@ class ScoringSettings:
 @dataclass(frozen=True)
 class TrackingSettings:
     mlflow_uri: str = "sqlite:///mlflow.db"
+    mlflow_ui: str = "http://127.0.0.1:5000"  # where `qeuopt ui` serves it: trial notes link runs there
     experiment: str = ""  # empty: the study's name
     optuna_storage: str = "sqlite:///optuna.db"
     output_dir: str = "outputs"
@@ -135,6 +137,7 @@ class StudySpec:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    loras: Mapping[str, str] = field(default_factory=dict)  # adapter name -> .safetensors path
     base_dir: str = "."
 
     def settings_for(self, values: Mapping[str, Any]) -> GenerationSettings:
@@ -173,6 +176,8 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
         data[section] = asdict(getattr(spec, section))
     data["generation"]["grid"] = list(spec.generation.grid)
     data["factors"] = {f.name: list(f.levels) for f in spec.space.factors}
+    if spec.loras:
+        data["loras"] = dict(spec.loras)
     return data
 
 

@@ -4,17 +4,21 @@ Image k of a grid gets its own ``torch.Generator`` seeded with ``seeds[k]``, so 
 can be reproduced alone from its seed (generators live on the CPU, which makes seeds
 portable between machines and devices). img2img reuses the txt2img components, so
 switching mode costs no second load.
+
+Prompts are read in the study's ``prompt.syntax`` (A1111's language by default, see
+:mod:`qeuopt.generate.conditioning`); LoRA files named in ``[loras]`` are loaded once, as
+peft adapters, and each grid sets the adapter weights its ``<lora:name:weight>`` tags ask for.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from qeuopt.config.load import (
     PICKLE_SUFFIXES,  # one list: validation refuses what loading refuses
 )
-from qeuopt.config.schedulers import DEFAULT, SCHEDULERS, a1111_sampler_name
+from qeuopt.config.schedulers import DEFAULT, SCHEDULERS, a1111_sampler
 from qeuopt.config.spec import GenerationSettings
 from qeuopt.errors import ModelLoadError, UnsafeCheckpointError
 from qeuopt.generate.models import resolve_model
@@ -88,19 +92,27 @@ def apply_speed_settings(pipe, settings: GenerationSettings):
 class DiffusionGenerator:
     """Renders grids for conditions, keeping one pipeline (and its schedulers) loaded."""
 
-    def __init__(self, settings: GenerationSettings, base_dir: str = "."):
+    def __init__(self, settings: GenerationSettings, base_dir: str = ".", syntax: str = "a1111",
+                 loras: Mapping[str, str] | None = None):
         self.settings = settings
         self.model = settings.model
         self.device = pick_device(settings.device)
         self.base_dir = base_dir
+        self.syntax = syntax
+        self.loras = dict(loras or {})  # adapter name -> .safetensors path (relative to base_dir)
+        self.pipeline_loads = 0
         self._pipes: dict[str, object] = {}
         self._schedulers: dict[str, object] = {}
+        self._encoder = None
+        self._adapters = None  # the LoRA weights now set, to skip setting them again
 
     def pipeline(self, mode: str):
         if "txt2img" not in self._pipes:
             self._pipes["txt2img"] = load_text2image(
                 self.settings, device=self.device, dtype=pick_dtype(self.settings.dtype, self.device),
                 base_dir=self.base_dir)
+            self.pipeline_loads += 1
+            load_loras(self._pipes["txt2img"], self.loras, self.base_dir)
         if mode == "img2img" and mode not in self._pipes:
             from diffusers import AutoPipelineForImage2Image
 
@@ -114,14 +126,47 @@ class DiffusionGenerator:
         if name not in self._schedulers:
             import diffusers
 
-            class_name, extra, _ = SCHEDULERS[name]
+            class_name, extra = SCHEDULERS[name][:2]
             base = self._schedulers.setdefault(DEFAULT, pipe.scheduler)
             self._schedulers[name] = getattr(diffusers, class_name).from_config(base.config, **extra)
         return self._schedulers[name]
 
-    def sampler_label(self, name: str) -> str:
+    def a1111_sampler(self, name: str) -> tuple[str, str]:
+        """(sampler, schedule type) as A1111 1.9+ names what ``name`` runs."""
         default = self._schedulers.get(DEFAULT)
-        return a1111_sampler_name(name, type(default).__name__ if default is not None else "")
+        if default is None:
+            return a1111_sampler(name)
+        return a1111_sampler(name, type(default).__name__, dict(default.config))
+
+    def sampler_label(self, name: str) -> str:
+        return self.a1111_sampler(name)[0]
+
+    @property
+    def model_hash(self) -> str | None:
+        """A1111's short hash of a single-file checkpoint; None for folders and hub ids."""
+        from qeuopt.generate.infotext import model_hash
+
+        return model_hash(Path(self.base_dir) / Path(resolve_model(self.model)).expanduser())
+
+    def encoder(self):
+        from qeuopt.generate.conditioning import PromptEncoder
+
+        if self._encoder is None:
+            self._encoder = PromptEncoder(self.pipeline("txt2img"), self.syntax)
+        return self._encoder
+
+    def set_loras(self, prompt: str) -> None:
+        """Adapter weights from the prompt's LoRA tags; the text embeddings are recomputed
+        when they change (a LoRA may change the text encoder too)."""
+        from qeuopt.config.prompt_syntax import split_loras
+
+        weights = split_loras(prompt)[1] if self.syntax == "a1111" else {}
+        if not self.loras or weights == self._adapters:
+            return
+        apply_loras(self.pipeline("txt2img"), weights)
+        self._adapters = weights
+        if self._encoder is not None:
+            self._encoder.clear()
 
     def generate(self, prompt: str, negative: str, settings: GenerationSettings,
                  seeds: Sequence[int], init_image=None) -> list:
@@ -134,11 +179,16 @@ class DiffusionGenerator:
 
         pipe = self.pipeline(settings.mode)
         pipe.scheduler = self.scheduler(settings.scheduler, pipe)
+        self.set_loras(prompt)
+        conditioning = self.encoder().conditioning(prompt, negative, int(settings.steps), len(seeds))
         kwargs = dict(
-            prompt=prompt, negative_prompt=negative or None, num_images_per_prompt=len(seeds),
+            **conditioning.kwargs, num_images_per_prompt=len(seeds),
             generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
             guidance_scale=float(settings.guidance), num_inference_steps=int(settings.steps),
         )
+        if conditioning.callback is not None:
+            kwargs.update(callback_on_step_end=conditioning.callback,
+                          callback_on_step_end_tensor_inputs=conditioning.callback.tensor_inputs)
         if settings.mode == "img2img":
             kwargs.update(image=init_image.resize((settings.width, settings.height)),
                           strength=float(settings.strength))
@@ -146,3 +196,28 @@ class DiffusionGenerator:
             kwargs.update(width=settings.width, height=settings.height)
         with torch.inference_mode():
             return list(pipe(**kwargs).images)
+
+
+def load_loras(pipe, loras: Mapping[str, str], base_dir: str = ".") -> None:
+    """Every LoRA of the study as a peft adapter named as in ``[loras]``, all off at first."""
+    import warnings
+
+    if not loras:
+        return
+    for name, path in loras.items():
+        try:
+            with warnings.catch_warnings():  # peft warns that a model gets several adapters: it is meant to
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                pipe.load_lora_weights(str(Path(base_dir) / Path(path).expanduser()), adapter_name=name)
+        except (OSError, ValueError, KeyError) as err:
+            raise ModelLoadError(f"`loras.{name}`: could not load {path!r} into {type(pipe).__name__}: {err}") from err
+    pipe.disable_lora()
+
+
+def apply_loras(pipe, weights: Mapping[str, float]) -> None:
+    """Switch adapters without reloading: the named ones at their weights, the rest off."""
+    if not weights:
+        pipe.disable_lora()
+        return
+    pipe.enable_lora()
+    pipe.set_adapters(list(weights), adapter_weights=[float(w) for w in weights.values()])

@@ -5,13 +5,10 @@ would run it: the full prompt and negative prompt from the template and every ge
 parameter, fixed settings of the study included, next to the ranking's ``predicted``,
 ``support``, ``observed``, ``observed_mean`` and ``n_observed``.
 
-AUTOMATIC1111 lines are for its "Prompts from file or textbox" script, which splits each
-line with :func:`shlex.split` and reads ``--option value`` pairs; every value is quoted
-with :func:`shlex.quote`, and newlines in prompts become spaces (the script reads one job
-per line). ``--denoising_strength`` is written only when asked for: the upstream script
-does not know that option, and a line with an unknown option is not parsed at all (the
-whole line becomes the prompt); some forks and patched copies accept it. ``--sampler_name``
-is written when the study names a scheduler (``default`` keeps the model's own, unknown here).
+AUTOMATIC1111 files are for its "Prompts from file or textbox" script (see
+:mod:`qeuopt.generate.prompts_file`): one file per img2img strength and schedule type, each
+line one setting with its seeds (``--n_iter``), the sampler named as the chosen A1111 version
+takes it, and a first comment line saying what to set in the UI.
 
 A study TOML runs settings again as a *confirmation study* on seeds the study never used.
 """
@@ -21,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shlex
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
@@ -30,8 +26,8 @@ from qeuopt.analysis.confirmation import (
     fresh_seeds,
     write_study_toml,
 )
-from qeuopt.config.schedulers import SCHEDULERS
 from qeuopt.errors import InputError
+from qeuopt.generate.prompts_file import group_rows, job_line, model_scheduler, sampler_and_schedule, spec_notes
 from qeuopt.levels import find_level, plain
 
 FORMATS = ("csv", "json", "a1111", "study")
@@ -39,8 +35,8 @@ RANK_COLUMNS = ("predicted", "support", "observed", "observed_mean", "n_observed
 
 
 def sampler_name(scheduler: str) -> str:
-    """A1111's sampler label, or "" for ``default`` (the model's own scheduler)."""
-    return SCHEDULERS[scheduler][2] if scheduler in SCHEDULERS else ""
+    """A1111 1.9+'s sampler label, or "" for ``default`` (the model's own scheduler)."""
+    return sampler_and_schedule(scheduler, "1.9")[0]
 
 
 def generation_fields(spec, setting: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,25 +81,25 @@ def write_json(rows: Sequence[Mapping[str, Any]], out: TextIO, study: str, respo
     out.write("\n")
 
 
-def one_line(text: str) -> str:
-    return " ".join(text.splitlines())
-
-
 def a1111_line(row: Mapping[str, Any], denoising_strength: bool = False) -> str:
-    """One "Prompts from file or textbox" line for a setting row of :func:`setting_rows`."""
-    options = [("prompt", one_line(row["prompt"])), ("negative_prompt", one_line(row["negative_prompt"])),
-               ("steps", row["steps"]), ("cfg_scale", row["guidance"]), ("seed", row["seed"]),
-               ("width", row["width"]), ("height", row["height"])]
-    if row.get("sampler"):
-        options.append(("sampler_name", row["sampler"]))
-    if denoising_strength and row.get("mode") == "img2img":
-        options.append(("denoising_strength", row["strength"]))
-    return " ".join(f"--{name} {shlex.quote(str(value))}" for name, value in options)
+    """One "Prompts from file or textbox" line (A1111 1.9+) for a row of :func:`setting_rows`."""
+    return job_line(row, row.get("sampler", ""), denoising_strength)
 
 
-def write_a1111(rows: Iterable[Mapping[str, Any]], out: TextIO, denoising_strength: bool = False) -> None:
-    for row in rows:
-        out.write(a1111_line(row, denoising_strength) + "\n")
+def a1111_files(rows: Iterable[Mapping[str, Any]], spec=None, version: str = "1.9",
+                denoising_strength: bool = False) -> dict[str, list[str]]:
+    """{file tag: lines} (see :func:`qeuopt.generate.prompts_file.group_rows`)."""
+    if spec is None:
+        return group_rows(rows, version, denoising_strength)
+    default = model_scheduler(spec.generation.model, spec.base_dir)
+    return group_rows(rows, version, denoising_strength, default, spec_notes(spec))
+
+
+def write_a1111(rows: Iterable[Mapping[str, Any]], out: TextIO, denoising_strength: bool = False,
+                spec=None, version: str = "1.9") -> None:
+    """Every file's lines, one after the other, each file's header comment first."""
+    for lines in a1111_files(rows, spec, version, denoising_strength).values():
+        out.write("\n".join(lines) + "\n")
 
 
 # ------------------------------------------------------------------------------ top level
@@ -135,9 +131,11 @@ def _rank_study(study, response, top, pair):
 
 def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, top: int = 20,
                     response: str | None = None, pair: Any = "auto", seeds: int = 1,
-                    denoising_strength: bool = False) -> str | Path:
+                    denoising_strength: bool = False, a1111_version: str = "1.9") -> str | Path | list[Path]:
     """Rank, then write ``fmt``: to ``out`` (a stream or a path), else return the text.
-    The ``study`` format always writes a file (default ``<study>_top<N>.toml`` beside it)."""
+    The ``study`` format always writes a file (default ``<study>_top<N>.toml`` beside it).
+    ``a1111`` to a path writes one file per strength and schedule type when the settings
+    need several (``<stem>_<tag><suffix>``) and returns their paths."""
     if fmt not in FORMATS:
         raise InputError(f"`format`: allowed: {', '.join(FORMATS)}; given {fmt!r}")
     ranked, response, conditions = _rank_study(study, response, top, pair)
@@ -149,9 +147,18 @@ def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, 
         write_settings_csv(rows, buffer)
     elif fmt == "json":
         write_json(rows, buffer, study.name, response)
+    elif isinstance(out, (str, Path)):
+        return _deliver_a1111(a1111_files(rows, study.spec, a1111_version, denoising_strength), Path(out))
     else:
-        write_a1111(rows, buffer, denoising_strength)
+        write_a1111(rows, buffer, denoising_strength, study.spec, a1111_version)
     return _deliver(buffer.getvalue(), out)
+
+
+def _deliver_a1111(files: Mapping[str, list[str]], out: Path) -> Path | list[Path]:
+    if len(files) == 1:
+        return _deliver("\n".join(next(iter(files.values()))) + "\n", out)
+    return [_deliver("\n".join(lines) + "\n", out.with_name(f"{out.stem}_{tag}{out.suffix}"))
+            for tag, lines in files.items()]
 
 
 def _export_study(study, rows, out, top: int, seeds: int, last_base_seed: int) -> Path:

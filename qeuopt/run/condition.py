@@ -6,6 +6,7 @@ the condition is complete, so an interrupted run leaves nothing half-written beh
 
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 import time
@@ -93,12 +94,32 @@ def seeds_for(settings: GenerationSettings) -> list[int]:
     return [int(settings.seed) + k for k in range(settings.images_per_condition)]
 
 
-def a1111_fields(settings: GenerationSettings, seed: int, sampler: str, model: str) -> dict[str, Any]:
-    fields = {"Steps": settings.steps, "Sampler": sampler, "CFG scale": settings.guidance, "Seed": seed,
-              "Size": f"{settings.width}x{settings.height}", "Model": Path(model).stem or model}
-    if settings.mode == "img2img":
-        fields["Denoising strength"] = settings.strength
-    return fields
+def a1111_fields(settings: GenerationSettings, seed: int, generator, prompt: str = "",
+                 spec: StudySpec | None = None) -> dict[str, Any]:
+    """A1111's settings line for one image (see :mod:`qeuopt.generate.infotext`)."""
+    from qeuopt.config.prompt_syntax import split_loras
+    from qeuopt.generate.infotext import fields, lora_hash, qeuopt_version
+
+    pair = getattr(generator, "a1111_sampler", None)
+    sampler, schedule = pair(settings.scheduler) if pair else (generator.sampler_label(settings.scheduler),
+                                                                "Automatic")
+    loras = spec.loras if spec is not None and spec.prompt.syntax == "a1111" else {}
+    used = [name for name in split_loras(prompt)[1] if name in loras]
+    hashes = {name: lora_hash(Path(spec.base_dir) / Path(loras[name]).expanduser()) for name in used}
+    return fields(steps=settings.steps, sampler=sampler, schedule=schedule, guidance=settings.guidance, seed=seed,
+                  width=settings.width, height=settings.height, model=generator.model,
+                  model_hash=getattr(generator, "model_hash", None),
+                  strength=settings.strength if settings.mode == "img2img" else None,
+                  lora_hashes=hashes, version=qeuopt_version())
+
+
+def scoring_text(spec: StudySpec, values, prompt: str) -> str:
+    """The text CLIP compares with: ``scoring.text`` or the prompt, as a person reads it
+    (weights, BREAK, prompt editing and LoRA tags removed under ``prompt.syntax = a1111``)."""
+    from qeuopt.config.prompt_syntax import readable
+
+    text = spec.scoring.text.format(**values) if spec.scoring.text else prompt
+    return readable(text, spec.prompt.syntax)
 
 
 class ConditionRunner:
@@ -126,7 +147,7 @@ class ConditionRunner:
         spec, values = self.spec, condition.values
         settings = spec.settings_for(values)
         prompt, seeds = spec.prompt.render(values), seeds_for(settings)
-        text = spec.scoring.text.format(**values) if spec.scoring.text else prompt
+        text = scoring_text(spec, values, prompt)
         with timed(stages, "generate"):
             images = self.generator.generate(prompt, spec.prompt.negative, settings, seeds, self.init_image)
         with timed(stages, "score"):
@@ -142,11 +163,27 @@ class ConditionRunner:
             shutil.rmtree(partial, ignore_errors=True)
             raise
         with timed(stages, "log"):
-            run_id = self._start_run(condition, settings, prompt, scores, summary, final, on_run_created)
+            run_id = self._start_run(condition, settings, prompt, text, scores, summary, final, on_run_created)
         self._upload_later(run_id, final, scores, condition.values, grid)
         stages["other"] = time.perf_counter() - start - sum(stages.values())
         self.timings.add(stages, len(images))
         return ConditionResult(condition, prompt, seeds, scores, summary, final, run_id)
+
+    def link(self, trial):
+        """An ``on_run_created`` for :meth:`run` that points ``trial`` at its MLflow run: user
+        attributes ``mlflow_run_id`` and ``mlflow_run_url``, and, where optuna-dashboard is
+        installed, a trial note whose Markdown link opens the run (user attributes show as
+        plain text there)."""
+        def created(run_id: str) -> None:
+            url = f"{self.spec.tracking.mlflow_ui.rstrip('/')}/#/experiments/{self.tracker.experiment_id}/runs/{run_id}"
+            trial.set_user_attr("mlflow_run_id", run_id)
+            trial.set_user_attr("mlflow_run_url", url)
+            try:
+                from optuna_dashboard import save_note
+            except ImportError:
+                return
+            save_note(trial, f"MLflow run: [{run_id}]({url})")
+        return created
 
     def _upload_later(self, run_id, folder, scores, values, grid) -> None:
         """Artifacts go up on the writer thread while the next condition generates. The
@@ -177,42 +214,59 @@ class ConditionRunner:
     def _save(self, partial: Path, condition, settings, prompt, seeds, images):
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        sampler = self.generator.sampler_label(settings.scheduler)
+        texts = [format_parameters(prompt, self.spec.prompt.negative,
+                                   a1111_fields(settings, seed, self.generator, prompt, self.spec)) for seed in seeds]
         for k, (image, seed) in enumerate(zip(images, seeds)):
-            text = format_parameters(prompt, self.spec.prompt.negative,
-                                     a1111_fields(settings, seed, sampler, self.generator.model))
-            save_png(image, partial / image_name(k, seed), text)
+            save_png(image, partial / image_name(k, seed), texts[k])
         header = [f"#{condition.number}"] + [f"{k} = {v}" for k, v in condition.values.items()]
-        grid = labelled_grid(images, *settings.grid, header, [f"seed {s}" for s in seeds])
-        grid.save(partial / GRID_FILE)
-        return grid
+        captions = [f"seed {s}" for s in seeds]
+        save_png(labelled_grid(images, *settings.grid, header, captions), partial / GRID_FILE, texts[0])
+        return labelled_grid(images, *settings.grid, [], captions)  # for MLflow's image chart: no header text
 
-    def _start_run(self, condition, settings, prompt, scores, summary, folder, on_run_created) -> str:
+    def _start_run(self, condition, settings, prompt, text, scores, summary, folder, on_run_created) -> str:
         spec = self.spec
         params = {**{f"factor.{k}": v for k, v in condition.values.items()},
                   "prompt": prompt, "negative_prompt": spec.prompt.negative, "mode": settings.mode,
                   "steps": settings.steps, "guidance": settings.guidance, "strength": settings.strength,
                   "seed": settings.seed, "size": f"{settings.width}x{settings.height}",
-                  "scheduler": settings.scheduler, "model": spec.generation.model}
+                  "scheduler": settings.scheduler, "model": spec.generation.model,
+                  "prompt_syntax": spec.prompt.syntax, "scoring_text": text}
         name = f"c{condition.number:03d} " + " | ".join(str(v) for v in condition.values.values())
         run_id = self.tracker.condition_run(self.parent_run, spec.name, condition.number, name[:250], params)
         if on_run_created:
             on_run_created(run_id)
         metrics = {f"clip_{k}": v for k, v in summary.items()}
         metrics.update({f"clip_image_{k:02d}": s for k, s in enumerate(scores)})
+        metrics.update(numeric_params(params))  # MLflow sorts params as text: numbers go in as metrics too
         self.tracker.log(run_id, metrics=metrics, tags={FOLDER_TAG: str(folder.resolve())})
         return run_id
+
+
+def numeric_params(params) -> dict[str, float]:
+    """The numeric params (not bools), to be logged as metrics of the same name."""
+    return {k: float(v) for k, v in params.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+
+
+def chart_grid(folder: Path, files: Sequence[Path]):
+    """The images of a condition tiled as in its grid.png, without the header text."""
+    from PIL import Image
+
+    images = [Image.open(f) for f in files]
+    with Image.open(folder / GRID_FILE) as grid:
+        cols = max(1, grid.width // images[0].width)
+    rows = -(-len(images) // cols)
+    return labelled_grid(images, rows, cols, [], [f"seed {parse_image_name(f.name)[1]}" for f in files])
 
 
 def upload_condition(tracker, run_id: str, folder: Path, scores, values, grid=None) -> None:
     """Images, grid and per-image table of a condition, read from its folder; then the run
     is marked FINISHED. Safe to repeat: the same artifact paths are overwritten."""
     import pandas as pd
-    from PIL import Image
 
     files = condition_images(folder)
     if grid is None:
-        grid = Image.open(folder / GRID_FILE)
+        grid = chart_grid(folder, files)
     tracker.log_images(run_id, files, grid, folder / GRID_FILE)
     seeds = [parse_image_name(f.name)[1] for f in files]
     table = pd.DataFrame({"image": [f.name for f in files], "seed": seeds, "clip_cosine": list(scores),

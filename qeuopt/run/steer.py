@@ -117,7 +117,7 @@ def _generate(study, opt, tracker, rows, count: int, generator, scorer):
             trial.set_user_attr("qeuopt.steered", True)
             try:
                 condition = Condition(trial.number, suggest(trial, levels))
-                result = runner.run(condition, lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+                result = runner.run(condition, runner.link(trial))
             except BaseException:
                 _fail(opt, tracker, trial)
                 raise

@@ -17,6 +17,21 @@ from qeuopt.config.environment import require_environment
 from qeuopt.config.load import build_spec, load_study_file
 from qeuopt.config.spec import Condition, StudySpec, absolute_sqlite_url, spec_to_dict
 from qeuopt.run.condition import ConditionRunner, Timings, condition_folder
+from qeuopt.track.schema import CLIP_MEAN
+
+
+def name_objective(study, spec) -> None:
+    """The trial value's name in Optuna and optuna-dashboard (else "Objective 0")."""
+    import warnings
+
+    import optuna
+
+    objective = spec.design.objective
+    name = CLIP_MEAN if objective == "clip" else objective
+    if study.metric_names != [name]:
+        with warnings.catch_warnings():  # set_metric_names is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([name])
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,7 @@ class Study:
         study = open_study(self.name, absolute_sqlite_url(self.spec.tracking.optuna_storage),
                            "random" if sampler == "oa" else sampler)
         check_unchanged(study, self.spec)  # a study that already ran with other levels: say so
+        name_objective(study, self.spec)
         return study
 
     def tracker(self):
@@ -77,7 +93,8 @@ class Study:
     def default_generator(self):
         from qeuopt.generate.diffusion import DiffusionGenerator
 
-        return DiffusionGenerator(self.spec.generation, base_dir=self.spec.base_dir)
+        return DiffusionGenerator(self.spec.generation, base_dir=self.spec.base_dir,
+                                  syntax=self.spec.prompt.syntax, loras=self.spec.loras)
 
     def default_scorer(self):
         from qeuopt.score.clip import ClipScorer
@@ -112,7 +129,7 @@ class Study:
         with self.runner(tracker, rows, generator, scorer) as runner:
             def objective(trial) -> float:
                 condition = Condition(trial.number, suggest(trial, levels))
-                result = runner.run(condition, lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+                result = runner.run(condition, runner.link(trial))
                 trial.set_user_attr("clip_scores", result.scores)
                 return result.summary["mean"]
 
@@ -135,7 +152,7 @@ class Study:
         with self.runner(tracker, None, generator, scorer) as runner:
             def evaluate(values, trial) -> float:
                 result = runner.run(Condition(trial.number, values),
-                                    lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+                                    runner.link(trial))
                 trial.set_user_attr("clip_scores", result.scores)
                 return result.summary["mean"]
 
@@ -196,7 +213,10 @@ class Study:
     # -- results -------------------------------------------------------------------------
     def trials(self):
         """Optuna's view: one row per trial (params, value, state, MLflow run id)."""
-        return self.optuna_study().trials_dataframe(attrs=("number", "params", "value", "state", "user_attrs"))
+        study = self.optuna_study()
+        frame = study.trials_dataframe(attrs=("number", "params", "value", "state", "user_attrs"))
+        # with a named objective Optuna calls the column value_<name>; keep it `value`
+        return frame.rename(columns={f"value_{name}": "value" for name in study.metric_names or []})
 
     def runs(self):
         """MLflow's view: one row per condition run with params, metrics and tags."""

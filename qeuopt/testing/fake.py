@@ -40,7 +40,13 @@ class FakeGenerator:
         return Image.fromarray(pixels)
 
     def sampler_label(self, scheduler: str) -> str:
-        return "Euler" if scheduler == "default" else scheduler
+        return self.a1111_sampler(scheduler)[0]
+
+    def a1111_sampler(self, scheduler: str) -> tuple[str, str]:
+        """A1111's (sampler, schedule type); the fake "model" ships Euler."""
+        from qeuopt.config.schedulers import a1111_sampler
+
+        return a1111_sampler("euler" if scheduler == "default" else scheduler)
 
 
 class FakeScorer:
