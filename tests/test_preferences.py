@@ -61,6 +61,12 @@ def test_analyze_and_recommend_by_preference(study, workdir, capsys):
     with pytest.raises(DesignError, match="`per`"):
         study_observations(study, "preference", per="image")
 
+    assert main(["ratings", "preferences", str(path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "56 choice(s)" in table[0] and "preference_upper" in table[1] and table[-1].split()[0] == "8"  # NaN last
+    runs = study.runs().set_index("tags.optuna.trial_number")
+    assert runs.loc["0", "metrics.preference_count"] == 14 and math.isnan(runs.loc["8", "metrics.preference_score"])
+
 
 def test_without_choices_the_error_says_what_to_do(study):
     with pytest.raises(DesignError, match="no pairwise choices yet.*/pairs"):

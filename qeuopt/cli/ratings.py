@@ -1,4 +1,4 @@
-"""The rating commands of ``qeuopt``: rate, ratings export|import|scores, steer.
+"""The rating commands of ``qeuopt``: rate, ratings export|import|scores|preferences, steer.
 
 Registered by :func:`add_rating_commands`; like the rest of the CLI, nothing heavy is
 imported until a command runs.
@@ -101,6 +101,22 @@ def cmd_scores(args) -> int:
     return 0
 
 
+def cmd_preferences(args) -> int:
+    """Per-condition Bradley-Terry scores of the pairwise choices; also written to MLflow."""
+    from qeuopt.ratings.preferences import preference_scores, preference_store_for, sync_preferences
+
+    study = _study(args.study)
+    runs = study.runs()
+    run_ids = dict(zip(runs[column("tags", TRIAL_TAG)].astype(int), runs["run_id"])) if len(runs) else {}
+    with preference_store_for(study.spec) as store:
+        choices = store.choices(study.name)
+        sync_preferences(store, study.tracker(), study.name, run_ids)
+    scores = preference_scores(choices, sorted(run_ids))
+    print(f"{study.name}: {len(choices)} choice(s); score = Bradley-Terry log strength, 95% interval")
+    print(scores.sort_values("preference_score", ascending=False).to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def cmd_steer(args) -> int:
     from qeuopt.run.steer import advance
 
@@ -174,7 +190,7 @@ def add_rating_commands(commands) -> None:
     _server_options(rate)
     rate.set_defaults(func=cmd_rate)
 
-    ratings = commands.add_parser("ratings", help="export, import or score the human ratings of a study")
+    ratings = commands.add_parser("ratings", help="export, import or score the human ratings (and choices) of a study")
     sub = ratings.add_subparsers(dest="ratings_command", required=True)
     export = sub.add_parser("export", help=f"write the ratings as CSV ({', '.join(CSV_COLUMNS)})")
     export.add_argument("study")
@@ -189,6 +205,11 @@ def add_rating_commands(commands) -> None:
     scores.add_argument("--rating-weight", type=_weight, default=WEIGHTS["rating"],
                         help=f"weight of the normalized rating; CLIP gets the rest (default {WEIGHTS['rating']})")
     scores.set_defaults(func=cmd_scores)
+
+    preferences = sub.add_parser("preferences", help="Bradley-Terry score per condition from the pairwise "
+                                 "choices (page /pairs), with intervals (logged to MLflow)")
+    preferences.add_argument("study")
+    preferences.set_defaults(func=cmd_preferences)
 
     steer = commands.add_parser("steer", help="a person steers the search: generate a batch, rate it, repeat")
     steer.add_argument("study", help="a study with design.objective = rating, combined or preference")
