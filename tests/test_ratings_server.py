@@ -127,7 +127,7 @@ BAD = [  # method, path, body, extra headers, status, part of the message
     ("POST", "/api/ratings", {"rater": "a,b", "condition": 0, "image": 0, "rating": 3}, {}, 400, "`rater`"),
     ("POST", "/api/ratings", b"x" * 5000, {}, 413, "at most 4096 bytes"),
     ("POST", "/api/ratings", b'{"rater": "ann"}', {"Content-Type": "text/plain"}, 415, "`Content-Type`"),
-    ("POST", "/api/study", b"{}", {}, 405, "POST is allowed on /api/ratings only"),
+    ("POST", "/api/study", b"{}", {}, 405, "POST is allowed on /api/ratings and /api/pairs only"),
     ("POST", "/nowhere", b"{}", {}, 404, "POST is allowed"),
     ("DELETE", "/api/ratings", None, {}, 405, "GET and POST are allowed"),
     ("GET", "/api/ratings?rater=", None, {}, 400, "`rater`"),

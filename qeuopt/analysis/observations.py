@@ -5,11 +5,12 @@ the study, with its ``factor.<name>`` params (MLflow keeps params as text) mappe
 the exact level objects of the study file, so a level 0.35 comes back as the float 0.35.
 Human ratings come from the rating store (:mod:`qeuopt.ratings.store`), their source of
 truth. Responses: ``clip_mean`` (alias ``clip``) or any metric of the condition runs,
-``rating`` (mean rating, 1-5) and ``combined`` (the rating/CLIP blend of the ratings module).
+``rating`` (mean rating, 1-5), ``combined`` (the rating/CLIP blend of the ratings module) and
+``preference`` (the Bradley-Terry score of the pairwise choices, :mod:`qeuopt.ratings.preferences`).
 
 Seed as a noise factor: with ``per="image"`` every image is an observation and the images
 of a condition (one seed each) are its replicates. ``per="condition"`` gives one value per
-condition (``combined`` exists only so).
+condition (``combined`` and ``preference`` exist only so).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from qeuopt.track.schema import CLIP_IMAGE_PREFIX, CLIP_MEAN, FACTOR_PREFIX, FOL
 
 CLIP_RESPONSE = CLIP_MEAN
 RATING_RESPONSES = ("rating", "combined")
+PREFERENCE_RESPONSE = "preference"
 PER_IMAGE = {CLIP_MEAN: CLIP_IMAGE_PREFIX, "rating": "rating"}  # responses that exist per image
 TRIAL, FOLDER = column("tags", TRIAL_TAG), column("tags", FOLDER_TAG)
 RESERVED = ("condition", "run_id", "folder", "base_seed", "image", "image_seed")
@@ -123,11 +125,14 @@ def study_observations(study, response: str | None = None, per: str = "condition
     keep = ["condition", "run_id", "folder", "base_seed", *spec.space.names]
     if response in RATING_RESPONSES:
         return _with_ratings(study, conditions, keep, response, per)
+    if response == PREFERENCE_RESPONSE:
+        scores = preference_scores_of(study, conditions)
+        return conditions[keep].assign(preference=conditions["condition"].map(scores["preference_score"]))
     if per == "image":
         return _clip_per_image(conditions, keep)
     if response not in conditions.columns:
         known = sorted(set(conditions.columns) - set(keep) - {"condition"})
-        raise InputError(f"`response`: allowed: clip, rating, combined or a metric of the runs "
+        raise InputError(f"`response`: allowed: clip, rating, combined, preference or a metric of the runs "
                           f"({', '.join(known)}); given {response!r}")
     return conditions[keep + [response]].copy()
 
@@ -179,3 +184,23 @@ def _with_ratings(study, conditions, keep, response, per) -> pd.DataFrame:
     per_image = rated.groupby(["condition", "image"], as_index=False)["rating"].mean()
     long = conditions[keep].merge(per_image, on="condition", how="inner")
     return _finish_per_image(long, keep, "rating")
+
+
+def preference_scores_of(study, conditions: pd.DataFrame) -> pd.DataFrame:
+    """:func:`qeuopt.ratings.preferences.preference_scores` of the study's finished
+    conditions (NaN where a condition was never compared). Raises when there is no choice yet."""
+    from qeuopt.ratings.preferences import preference_scores, preference_store_for
+
+    no_choices = NoDataError(f"`response`: {study.name!r} has no pairwise choices yet; compare its conditions "
+                             f"on the page's /pairs (`qeuopt rate`), or use `--response rating` or `clip`")
+    if not Path(study.spec.tracking.ratings_db).resolve().is_file():  # do not create an empty store
+        raise no_choices
+    store = preference_store_for(study.spec)
+    try:
+        choices = store.choices(study.name)
+    finally:
+        store.close()
+    scores = preference_scores(choices, [int(c) for c in conditions["condition"]])
+    if not scores["preference_count"].any():
+        raise no_choices
+    return scores

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-RESPONSE_HELP = ("clip (= clip_mean), rating, combined, or a metric of the condition runs; "
+RESPONSE_HELP = ("clip (= clip_mean), rating, combined, preference (pairwise choices), or a metric of the runs; "
                  "default: the study's design.objective")
 
 

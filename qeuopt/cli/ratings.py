@@ -1,4 +1,4 @@
-"""The rating commands of ``qeuopt``: rate, ratings export|import|scores, steer.
+"""The rating commands of ``qeuopt``: rate, ratings export|import|scores|preferences, steer.
 
 Registered by :func:`add_rating_commands`; like the rest of the CLI, nothing heavy is
 imported until a command runs.
@@ -25,13 +25,13 @@ def _study(path: str):
     return Study.from_file(path)
 
 
-def _start_server(study, args):
+def _start_server(study, args, page: str = ""):
     from qeuopt.ratings.server import RatingServer
 
     server = RatingServer(study, args.host, args.port).start()
-    print(f"rating page for {study.name}: {server.url}  (Ctrl-C stops it; every acknowledged rating is saved)")
+    print(f"rating page for {study.name}: {server.url}{page}  (Ctrl-C stops it; every acknowledged rating is saved)")
     if not args.no_browser:
-        webbrowser.open(server.url)
+        webbrowser.open(server.url + page)
     return server
 
 
@@ -135,28 +135,45 @@ def cmd_scores(args) -> int:
     return 0
 
 
+def cmd_preferences(args) -> int:
+    """Per-condition Bradley-Terry scores of the pairwise choices; also written to MLflow."""
+    from qeuopt.ratings.preferences import preference_scores, preference_store_for, sync_preferences
+
+    study = _study(args.study)
+    runs = study.runs()
+    run_ids = dict(zip(runs[column("tags", TRIAL_TAG)].astype(int), runs["run_id"])) if len(runs) else {}
+    with preference_store_for(study.spec) as store:
+        choices = store.choices(study.name)
+        sync_preferences(store, study.tracker(), study.name, run_ids)
+    scores = preference_scores(choices, sorted(run_ids))
+    print(f"{study.name}: {len(choices)} choice(s); score = Bradley-Terry log strength, 95% interval")
+    print(scores.sort_values("preference_score", ascending=False).to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def cmd_steer(args) -> int:
-    from qeuopt.ratings.store import store_for
     from qeuopt.run.steer import advance
 
     study = _study(args.study)
-    if study.spec.design.objective not in ("rating", "combined"):
+    if study.spec.design.objective not in ("rating", "combined", "preference"):
         from qeuopt.errors import StudyError
 
-        raise StudyError([f"`design.objective`: rating or combined is needed to steer by rating; "
+        raise StudyError([f"`design.objective`: rating, combined or preference is needed to steer by people; "
                           f"given {study.spec.design.objective!r}"], args.study)
     from qeuopt.config.environment import require_environment
 
     require_environment(study.spec)  # models, databases and folders, before the first trial
-    generator, scorer, store = study.default_generator(), study.default_scorer(), store_for(study.spec)
-    server, seen = _start_server(study, args), -1
+    generator, scorer, store = study.default_generator(), study.default_scorer(), _steer_store(study.spec)
+    server, seen = _start_server(study, args, "pairs" if study.spec.design.objective == "preference" else ""), -1
     try:
         while True:
             step = advance(study, generator, scorer, args.batch, store)
             for number, value in step.told.items():
                 print(f"trial {number}: told {'FAIL (all skipped)' if value is None else f'{value:.3f}'}")
             if step.generated:
-                print(f"generated trial(s) {', '.join(map(str, step.generated))}: rate them on the page")
+                where = "compare them on the page's /pairs" if study.spec.design.objective == "preference" else \
+                    "rate them on the page"
+                print(f"generated trial(s) {', '.join(map(str, step.generated))}: {where}")
             if step.finished:
                 print(f"{study.name}: every trial is rated; best {step.summary.best_value} at "
                       f"{step.summary.best_condition}")
@@ -168,6 +185,15 @@ def cmd_steer(args) -> int:
     finally:
         server.stop()
         store.close()
+
+
+def _steer_store(spec):
+    """The rating store; with the choices too when pairwise preferences steer (its revision
+    then grows with either, so the loop wakes for a choice)."""
+    from qeuopt.ratings.preferences import preference_store_for
+    from qeuopt.ratings.store import store_for
+
+    return preference_store_for(spec) if spec.design.objective == "preference" else store_for(spec)
 
 
 def _wait_for_change(store, name: str, seen: int, poll_s: float = 1.0) -> int:
@@ -201,7 +227,7 @@ def add_rating_commands(commands) -> None:
     _server_options(rate)
     rate.set_defaults(func=cmd_rate)
 
-    ratings = commands.add_parser("ratings", help="export, import or score the human ratings of a study")
+    ratings = commands.add_parser("ratings", help="export, import or score the human ratings (and choices) of a study")
     sub = ratings.add_subparsers(dest="ratings_command", required=True)
     export = sub.add_parser("export", help=f"write the ratings as CSV ({', '.join(CSV_COLUMNS)})")
     export.add_argument("study")
@@ -217,8 +243,13 @@ def add_rating_commands(commands) -> None:
                         help=f"weight of the normalized rating; CLIP gets the rest (default {WEIGHTS['rating']})")
     scores.set_defaults(func=cmd_scores)
 
+    preferences = sub.add_parser("preferences", help="Bradley-Terry score per condition from the pairwise "
+                                 "choices (page /pairs), with intervals (logged to MLflow)")
+    preferences.add_argument("study")
+    preferences.set_defaults(func=cmd_preferences)
+
     steer = commands.add_parser("steer", help="a person steers the search: generate a batch, rate it, repeat")
-    steer.add_argument("study", help="a study with design.objective = rating or combined")
+    steer.add_argument("study", help="a study with design.objective = rating, combined or preference")
     steer.add_argument("--batch", type=_positive, default=None, help="trials awaiting ratings at once (default: "
                        "4 for an Optuna search, every remaining row for a fixed design)")
     _server_options(steer)

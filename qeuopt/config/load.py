@@ -31,7 +31,7 @@ from qeuopt.errors import DesignError, StudyError
 from qeuopt.levels import duplicate_levels
 
 STUDY_SAMPLERS = ("tpe", "gp", "random", "cmaes", "qmc", "oa")  # oa: rounds of arrays + models
-OBJECTIVES = ("clip", "rating", "combined")
+OBJECTIVES = ("clip", "rating", "combined", "preference")
 MODES = ("txt2img", "img2img")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")

@@ -10,6 +10,7 @@ a 4xx status naming the field, what is allowed and what was given):
                                     withdraw; answered only after the rating is committed to disk
     GET  /api/health                {ok, pending_mlflow}: ratings stored but not yet copied to MLflow
     GET  /images/N/K, /images/N/grid  image K (0-based) or the grid of condition N
+    GET  /pairs, /api/pairs...      the pairwise page and its API: see :mod:`qeuopt.ratings.pairs`
 
 Only images listed by the study's MLflow runs are served; the request path selects one by
 number and never becomes a file path.
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from qeuopt.errors import RatingError
+from qeuopt.ratings import pairs
 from qeuopt.ratings.catalog import Catalog
 from qeuopt.ratings.store import SCALE, SKIP, check_position, check_rater, store_for
 from qeuopt.ratings.sync import MlflowSync
@@ -37,7 +39,7 @@ MAX_BODY = 4096  # a rating is under 200 bytes
 MAX_JSON_DEPTH = 4  # a rating is one flat object; deep nesting only exhausts the parser's stack
 TIMEOUT_S = 30  # a connection that sends nothing (or less body than announced) for this long is closed
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript"),
-          "/static/app.css": ("app.css", "text/css")}
+          "/static/app.css": ("app.css", "text/css"), **pairs.STATIC}
 IMAGE_PATH = re.compile(r"^/images/(\d{1,9})/(\d{1,4}|grid)$")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 POLL_S = 0.05  # how soon serve_forever notices a shutdown request
@@ -57,6 +59,7 @@ class RatingApp:
         self.store = store or store_for(study.spec)
         self.catalog = Catalog(study)
         self.sync = MlflowSync(self.store, tracker or study.tracker(), study.name, self.catalog)
+        self.pairs = pairs.PairsApp(study.name, self.catalog, self.store.path, self.sync.tracker)
 
     def study_info(self) -> dict[str, Any]:
         gen = self.study.spec.generation
@@ -159,6 +162,8 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/api/ratings":
             raters = parse_qs(urlsplit(self.path).query).get("rater", [""])
             self._json(200, self.app.ratings_of(raters[0]))
+        elif path == "/api/pairs" or path.startswith("/api/pairs/"):
+            self._json(200, self.app.pairs.get(path, parse_qs(urlsplit(self.path).query)))
         elif path == "/api/health":
             self._json(200, {"ok": True, "pending_mlflow": self.app.sync.pending()})
         elif match := IMAGE_PATH.match(path):
@@ -168,13 +173,13 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(404, f"no such page: {path}")
 
     def _post(self, path: str) -> None:
-        if path != "/api/ratings":
+        if path not in ("/api/ratings", "/api/pairs"):
             status = 405 if path in STATIC or path.startswith("/api/") else 404
-            raise HttpError(status, f"POST is allowed on /api/ratings only; given {path}")
+            raise HttpError(status, f"POST is allowed on /api/ratings and /api/pairs only; given {path}")
         self._check_origin()
         if self.headers.get_content_type() != "application/json":  # also forces a CORS preflight
             raise HttpError(415, f"`Content-Type`: application/json is allowed; given {self.headers.get_content_type()}")
-        self._json(200, self.app.rate(self._body()))
+        self._json(200, (self.app.pairs.choose if path == "/api/pairs" else self.app.rate)(self._body()))
 
     def _body(self) -> Any:
         length = self.headers.get("Content-Length", "")
@@ -275,6 +280,7 @@ class RatingServer:
 
     def start(self) -> "RatingServer":
         self.app.sync.start()  # first drains what an earlier, killed server left for MLflow
+        self.app.pairs.start()
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(POLL_S,), name="qeuopt-rate",
                                         daemon=True)
         self._thread.start()
@@ -282,9 +288,11 @@ class RatingServer:
 
     def serve_forever(self) -> None:
         self.app.sync.start()
+        self.app.pairs.start()
         self.httpd.serve_forever(POLL_S)
 
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.app.sync.stop()
+        self.app.pairs.stop()

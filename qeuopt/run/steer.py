@@ -143,6 +143,10 @@ def tell_rated(study, opt, store) -> dict[int, float | None]:
     waiting = _awaiting(opt)
     if not waiting:
         return {}
+    if study.spec.design.objective == "preference":  # pairwise choices: told by their score
+        from qeuopt.run.steer_pairs import tell_preferred
+
+        return tell_preferred(study, opt, waiting, store)
     frame = store.frame(study.name)
     scores = None
     if study.spec.design.objective == "combined":

@@ -113,7 +113,7 @@ class Study:
     def run(self, generator=None, scorer=None, progress: bool = True) -> RunSummary:
         """Run every condition of the design that is not complete yet."""
         require_environment(self.spec, generator is None, scorer is None)  # before anything is created
-        if self.spec.design.objective in ("rating", "combined"):  # people rate: ask/tell, never blocks
+        if self.spec.design.objective in ("rating", "combined", "preference"):  # people rate: ask/tell, never blocks
             from qeuopt.run.steer import advance
 
             return advance(self, generator, scorer).summary

@@ -29,6 +29,7 @@ CLIP_IMAGE_PREFIX = "clip_image_"  # clip_image_00, clip_image_01, ...
 RATING_MEAN = "rating_mean"
 RATING_COUNT = "rating_count"
 RATING_IMAGE_PREFIX = "rating_image_"
+PREFERENCE_METRICS = ("preference_score", "preference_lower", "preference_upper", "preference_count")  # pairwise
 
 # Optuna trial user attributes
 RUN_ID_ATTR = "mlflow_run_id"
