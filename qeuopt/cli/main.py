@@ -31,16 +31,6 @@ def _demo_study(folder: Path) -> Path:
     return folder / DEMO_STUDY
 
 
-def _library_progress_bars_off() -> None:
-    """Model loading bars of transformers/diffusers would bury the study's own bar."""
-    import os
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers on import
-    from diffusers.utils import logging as diffusers_logging
-
-    diffusers_logging.disable_progress_bar()
-
-
 def cmd_validate(args) -> int:
     from qeuopt.run.study import Study
 
@@ -50,10 +40,11 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from qeuopt.generate.noise import third_party_noise_off
     from qeuopt.run.study import Study
 
     study = Study.from_file(args.study)
-    _library_progress_bars_off()
+    third_party_noise_off()  # loading bars and warnings a user cannot act on
     start = time.perf_counter()
     summary = study.run(progress=not args.quiet)
     wall = time.perf_counter() - start

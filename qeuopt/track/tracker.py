@@ -112,14 +112,34 @@ class Tracker:
                     step: int) -> None:
         """Human ratings of one condition: aggregates as metrics (``step`` is the rating store's
         revision, so the newest value is the one MLflow shows), the raters as a tag, and every
-        rating as ``ratings.json``. An image whose last rating was withdrawn reads NaN."""
+        rating as ``ratings.json``. The metric of an image whose last rating was withdrawn
+        (undo) is removed, as is ``rating_mean`` when no rating is left."""
         metrics = {f"rating_image_{k:02d}": v for k, v in summary["per_image"].items()}
-        stale = [k for k in self.client.get_run(run_id).data.metrics
-                 if k.startswith("rating_image_") and k not in metrics]
-        metrics.update({k: float("nan") for k in stale})
         metrics.update(rating_mean=summary["mean"], rating_count=summary["count"], rating_skips=summary["skips"])
+        metrics = {k: v for k, v in metrics.items() if v == v}  # NaN: nothing to show
+        stale = [k for k in self.client.get_run(run_id).data.metrics
+                 if k.startswith("rating_") and k not in metrics]
+        self.remove_metrics(run_id, stale)
         self.log(run_id, metrics=metrics, tags={RATERS_TAG: ", ".join(summary["raters"])}, step=step)
         self.client.log_dict(run_id, {"ratings": [dict(r) for r in rows]}, "ratings.json")
+
+    def remove_metrics(self, run_id: str, keys: Sequence[str]) -> None:
+        """Delete metrics (every step) from a run. MLflow's client has no call for this, so
+        it is done in the SQL store's own session and tables; another store (a remote
+        tracking server) cannot delete them, and gets NaN as the newest value instead."""
+        if not keys:
+            return
+        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        store = self.client._tracking_client.store
+        if not isinstance(store, SqlAlchemyStore):
+            self.log(run_id, metrics={k: float("nan") for k in keys})
+            return
+        with store.ManagedSessionMaker() as session:
+            for table in (SqlMetric, SqlLatestMetric):
+                session.query(table).filter(table.run_uuid == run_id, table.key.in_(list(keys))).delete(
+                    synchronize_session=False)
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
