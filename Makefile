@@ -51,5 +51,6 @@ ui: $(STAMP)
 	$(BIN)/qeuopt ui
 
 clean:
-	rm -rf $(VENV) mlflow.db mlflow.db.broken-* optuna.db ratings.db mlartifacts outputs demo .pytest_cache
+	rm -rf $(VENV) mlflow.db mlflow.db-journal mlflow.db.broken-* .mlflow.db.*.tmp optuna.db optuna.db-journal \
+		ratings.db ratings.db-wal ratings.db-shm mlartifacts mlruns outputs demo .pytest_cache
 	rm -f studies/*_confirm.toml studies/*_top*.toml

@@ -68,14 +68,53 @@ def cmd_demo(args) -> int:
 
 def cmd_ui(args) -> int:
     uri = args.backend_store_uri
+    view = None
     if args.study:
-        from qeuopt.config.load import load_study_file
+        from qeuopt.run.study import Study
 
-        uri = load_study_file(args.study).tracking.mlflow_uri
+        study = Study.from_file(args.study)
+        uri, view = study.spec.tracking.mlflow_uri, study.mlflow_view()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)")
-    return subprocess.call(command)
+               "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
+    print(f"MLflow UI on http://{args.host}:{args.port}{view or ''} (Ctrl-C stops it)", flush=True)
+    return serve_until_stopped(command)
+
+
+def serve_until_stopped(command: list[str]) -> int:
+    """Run a server in its own process group and take the whole group down with us, on
+    Ctrl-C and on SIGTERM: MLflow's UI starts worker processes of its own, which a plain
+    child-process call would leave running (and holding the port) after we exit."""
+    import os
+    import signal
+
+    server = subprocess.Popen(command, start_new_session=True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        print("stopping the server", file=sys.stderr)
+        _stop_group(server, signal.SIGTERM, 10)
+        _stop_group(server, signal.SIGKILL, 10)  # whatever of the group is left
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_group(server, sig, timeout: float) -> None:
+    import os
+
+    try:
+        os.killpg(server.pid, sig)
+    except ProcessLookupError:  # the whole group is gone already
+        return
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--backend-store-uri", default="sqlite:///mlflow.db")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--workers", type=int, default=1,
+                    help="server processes (default 1: one person's dashboard starts faster)")
     ui.set_defaults(func=cmd_ui)
 
     add_rating_commands(commands)  # rate, ratings export|import|scores, steer

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from qeuopt.config.spec import Condition, GenerationSettings, StudySpec
-from qeuopt.generate.grid import format_parameters, labelled_grid, save_png
+from qeuopt.generate.grid import format_parameters, grid_captions, labelled_grid, save_png
 from qeuopt.score.clip import summarize
 
 FOLDER_TAG = "qeuopt.folder"
@@ -135,7 +135,7 @@ class ConditionRunner:
         final = condition_folder(spec, condition.number)
         partial = final.with_name(final.name + ".partial")
         try:
-            grid = self._save(partial, condition, settings, prompt, seeds, images)
+            grid = self._save(partial, condition, settings, prompt, seeds, images, scores)
             shutil.rmtree(final, ignore_errors=True)  # left by an earlier attempt of this number
             partial.rename(final)
         except BaseException:
@@ -174,7 +174,7 @@ class ConditionRunner:
             self._writer = None
         self._raise_writer_errors()
 
-    def _save(self, partial: Path, condition, settings, prompt, seeds, images):
+    def _save(self, partial: Path, condition, settings, prompt, seeds, images, scores=()):
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         sampler = self.generator.sampler_label(settings.scheduler)
@@ -183,7 +183,7 @@ class ConditionRunner:
                                      a1111_fields(settings, seed, sampler, self.generator.model))
             save_png(image, partial / f"{k:02d}_seed{seed}.png", text)
         header = [f"#{condition.number}"] + [f"{k} = {v}" for k, v in condition.values.items()]
-        grid = labelled_grid(images, *settings.grid, header, [f"seed {s}" for s in seeds])
+        grid = labelled_grid(images, *settings.grid, header, grid_captions(seeds, scores))
         grid.save(partial / "grid.png")
         return grid
 

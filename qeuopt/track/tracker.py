@@ -16,6 +16,11 @@ STUDY_TAG, ROLE_TAG, TRIAL_TAG = "qeuopt.study", "qeuopt.role", "optuna.trial_nu
 PARENT_TAG = "mlflow.parentRunId"
 RATERS_TAG = "qeuopt.raters"
 MAX_PARAMS, MAX_METRICS, MAX_PARAM_CHARS = 100, 1000, 6000  # per request / per value
+# MLflow 3's UI opens an experiment by its kind: GenAI ("Traces", "No data") unless told
+# it is a training-style one; a saved view (a tag the UI's "Save view" writes too) opened
+# by `?viewStateShareKey=` gives the runs table its filter, sort and columns.
+KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+VIEW_TAG = "mlflow.sharedViewState."
 
 
 class Tracker:
@@ -56,6 +61,24 @@ class Tracker:
                                      tags={STUDY_TAG: study, ROLE_TAG: "study"})
         self.log(run.info.run_id, params=params or {})
         return run.info.run_id
+
+    def present_study(self, study: str, factors: Sequence[str], metrics: Sequence[str]) -> str:
+        """Make MLflow's UI open this experiment on the study's condition runs: the
+        experiment marked training-style, and a saved view listing the condition runs in
+        design order with ``metrics`` and the factor levels as columns. Returns the UI path
+        (after the server's address) that opens the view."""
+        import json
+
+        key = view_key(study)
+        state = {"searchFilter": f"tags.`{STUDY_TAG}` = '{_escape(study)}' and tags.`{ROLE_TAG}` = 'condition'",
+                 "orderByKey": "tags.`mlflow.runName`", "orderByAsc": True, "runsHiddenMode": "SHOW_ALL",
+                 "selectedColumns": [*(f"metrics.`{m}`" for m in metrics),
+                                     *(f"params.`factor.{f}`" for f in factors)]}
+        now = int(time.time() * 1000)
+        envelope = {"name": f"qeuopt: {study}", "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+        self.client.set_experiment_tag(self.experiment_id, KIND_TAG, TRAINING_KIND)
+        self.client.set_experiment_tag(self.experiment_id, VIEW_TAG + key, json.dumps(envelope))
+        return f"/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={key}"
 
     def find_study_run(self, study: str) -> str | None:
         """The parent run of ``study`` if it exists; unlike :meth:`study_run` it creates
@@ -161,6 +184,13 @@ class Tracker:
 
     def download(self, run_id: str, path: str, dst: str | Path) -> Path:
         return Path(self.client.download_artifacts(run_id, path, str(dst)))
+
+
+def view_key(study: str) -> str:
+    """The saved view's id: letters, digits, - and _ only (it travels in a URL)."""
+    import re
+
+    return "qeuopt-" + re.sub(r"[^A-Za-z0-9_-]", "-", study)
 
 
 def _escape(text: str) -> str:
