@@ -57,7 +57,37 @@ def cmd_run(args) -> int:
         print(f"recommended (the models' pick, possibly never generated): {summary.recommended}")
     print(f"wall {wall:.1f} s: generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
           f"other in conditions {t.other:.1f} s, set-up {wall - t.timed() - t.other:.1f} s")
+    report = None if getattr(args, "no_report", False) or not summary.total else _report_after_run(study, args.study)
+    print(next_steps(study, args.study, report))
     return 0
+
+
+def _report_after_run(study, path: str):
+    """The study report, written after every run; a study that cannot be analysed yet (too
+    few conditions, ratings still to come) says why instead of failing the run."""
+    from qeuopt.recommend.report import write_report
+
+    try:
+        return write_report(study, study_path=path)
+    except QeuoptError as err:
+        print(f"study report not written yet: {err}")
+        return None
+
+
+def next_steps(study, path: str, report) -> str:
+    """Where the files are and the commands that come next, with this study's path."""
+    from qeuopt.run.condition import condition_folder
+
+    folder = condition_folder(study.spec, 0).parent
+    lines = [f"images: {folder}/c*/ (one PNG per image with A1111 metadata, and grid.png)"]
+    if report is not None:
+        lines.append(f"study report: {report} (open it in a browser)")
+    lines += ["next:",
+              f"  qeuopt ui --study {path}        # MLflow: every condition, image and score",
+              f"  qeuopt rate {path}              # rate the images in your browser",
+              f"  qeuopt analyze {path}           # factor effects, ANOVA, the optimum",
+              f"  qeuopt recommend {path}         # the best settings, including untried ones"]
+    return "\n".join(lines)
 
 
 def cmd_demo(args) -> int:
@@ -124,10 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a study file (resumes: complete conditions are skipped)")
     run.add_argument("study", help="path to a study TOML file")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-report", action="store_true", help="do not write the study report at the end")
     run.set_defaults(func=cmd_run)
 
     demo = commands.add_parser("demo", help="run the demo study on the tiny offline model")
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--no-report", action="store_true", help="do not write the study report at the end")
     demo.add_argument("--folder", default="demo", help="where the demo study file is written (default ./demo)")
     demo.set_defaults(func=cmd_demo)
 
