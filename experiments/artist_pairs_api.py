@@ -50,6 +50,9 @@ def main() -> None:
     ranked, response = ranked_settings(study, top=5)
     print(f"top 5 by predicted {response} (observed = generated in the study):")
     print(ranked.to_string(index=False))
+    from qeuopt.recommend.report import write_report
+
+    print("study report (open it in a browser):", write_report(study))
 
 
 if __name__ == "__main__":

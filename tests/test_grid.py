@@ -62,5 +62,6 @@ def test_small_grid_labels_are_cut_not_wrapped():
     cut = shorten("style_a = Tatsunoko Production", font, 96 - 8)
     assert cut.endswith("\u2026") and font.getlength(cut) <= 88 and cut.startswith("style_a")
     assert shorten("#3", font, 88) == "#3"
-    assert grid_captions([7, 8], [0.31249, -0.05]) == ["seed 7  0.312", "seed 8  -0.050"]
+    assert grid_captions([7, 8], [0.31249, -0.05]) == ["0.312  seed 7", "-0.050  seed 8"]
+    assert shorten("0.312  seed 1234", font, 48 - 8).startswith("0.312")  # a 48-pixel cell keeps the score
     assert grid_captions([7]) == ["seed 7"]

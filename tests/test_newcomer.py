@@ -162,9 +162,12 @@ def test_mlflow_opens_on_the_condition_runs_and_ui_stops_on_sigterm(newcomer, br
         browser.set_window_size(1500, 760)
         browser.get(url)
         body = lambda d: d.find_element("tag name", "body").text  # noqa: E731
-        _wait_until(lambda: "c008" in body(browser) and "9 matching runs" in body(browser), 120, "the runs")
+        try:
+            _wait_until(lambda: "c008" in body(browser) and "clip_mean" in body(browser), 120, "the runs")
+        finally:
+            browser.save_screenshot(str(Path(tempfile.gettempdir()) / "qeuopt-mlflow-last.png"))
         text = body(browser)
-        assert "clip_mean" in text and "factor.style_a" in text and "Model training" in text
+        assert "9 matching runs" in text and "factor.style_a" in text and "Model training" in text
         assert "No data" not in text and text.index("c000") < text.index("c008")  # design order
         _close_assistant(browser)
         _keep(browser, "mlflow-runs.png")

@@ -112,7 +112,7 @@ def shorten(text: str, font, width: float) -> str:
 
 
 def grid_captions(seeds: Sequence[int], scores: Sequence[float] = ()) -> list[str]:
-    """Under each image: its seed and, when scored, its score."""
+    """Under each image: its score first (what a cut caption must keep), then its seed."""
     if not scores:
         return [f"seed {seed}" for seed in seeds]
-    return [f"seed {seed}  {score:.3f}" for seed, score in zip(seeds, scores)]
+    return [f"{score:.3f}  seed {seed}" for seed, score in zip(seeds, scores)]

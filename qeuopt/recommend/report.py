@@ -36,7 +36,7 @@ th,td{padding:.25em .7em;border-bottom:1px solid #eee;text-align:left;vertical-a
 th{background:#f6f6f6} tr.best td{background:#eaf6ea} tr.worst td{background:#fbecec}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top} img{max-width:100%;border:1px solid #ddd}
-#grids figure{width:47%} #grids img{width:100%;image-rendering:pixelated}
+#grids figure{width:47%} #grids img{width:min(100%,480px);image-rendering:pixelated}
 figcaption{color:#444;font-size:.92em} code{background:#f3f3f3;padding:.1em .3em;border-radius:3px}
 .notes li{margin:.3em 0}
 """
