@@ -82,12 +82,27 @@ def next_steps(study, path: str, report) -> str:
     lines = [f"images: {folder}/c*/ (one PNG per image with A1111 metadata, and grid.png)"]
     if report is not None:
         lines.append(f"study report: {report} (open it in a browser)")
+    me = command_name()
     lines += ["next:",
-              f"  qeuopt ui --study {path}        # MLflow: every condition, image and score",
-              f"  qeuopt rate {path}              # rate the images in your browser",
-              f"  qeuopt analyze {path}           # factor effects, ANOVA, the optimum",
-              f"  qeuopt recommend {path}         # the best settings, including untried ones"]
+              f"  {me} ui --study {path}        # MLflow: every condition, image and score",
+              f"  {me} rate {path}              # rate the images in your browser",
+              f"  {me} analyze {path}           # factor effects, ANOVA, the optimum",
+              f"  {me} recommend {path}         # the best settings, including untried ones"]
     return "\n".join(lines)
+
+
+def command_name() -> str:
+    """How to call qeuopt from this shell: ``qeuopt`` when it is on PATH (an active venv),
+    else the way this process was started (``make demo`` runs ``.venv/bin/qeuopt``), so a
+    printed command is never "command not found"."""
+    import os
+    import shutil
+
+    if shutil.which("qeuopt"):
+        return "qeuopt"
+    if Path(sys.argv[0]).name == "qeuopt":
+        return os.path.relpath(os.path.abspath(sys.argv[0]))
+    return f"{sys.executable} -m qeuopt"
 
 
 def cmd_demo(args) -> int:
