@@ -31,8 +31,12 @@ def test_a_model_that_cannot_load_is_one_line_without_tracebacks(workdir, capfd)
 
 
 def test_load_failure_names_a_missing_local_model(tmp_path):
-    message = load_failure("generation.model", "./models/mine.safetensors", str(tmp_path / "models/mine.safetensors"),
-                           OSError("long library text\nsecond line"))
+    message = load_failure(
+        "generation.model",
+        "./models/mine.safetensors",
+        str(tmp_path / "models/mine.safetensors"),
+        OSError("long library text\nsecond line"),
+    )
     assert message.startswith("`generation.model`: './models/mine.safetensors' is not a file or folder here (")
     assert "Hugging Face Hub id" in message and "long library text" not in message
 
@@ -46,9 +50,15 @@ def test_ui_takes_its_server_and_the_server_workers_down_on_sigterm(tmp_path):
         open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{worker.pid}}")
         time.sleep(600)
     """)
-    wrapper = subprocess.Popen([sys.executable, "-c", "import sys; from qeuopt.cli.main import serve_until_stopped; "
-                                f"sys.exit(serve_until_stopped([sys.executable, '-c', {server!r}]))"],
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wrapper = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from qeuopt.cli.main import serve_until_stopped; "
+            f"sys.exit(serve_until_stopped([sys.executable, '-c', {server!r}]))",
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     deadline = time.monotonic() + 60
     while not (pids.exists() and len(pids.read_text().split()) == 2) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -73,12 +83,31 @@ def _alive(pid: int) -> bool:
 
 
 def test_git_ignores_everything_qeuopt_writes():
-    written = ["mlflow.db", "mlflow.db.broken-20260101-000000", "optuna.db", "ratings.db", "ratings.db-wal",
-               "ratings.db-shm", "mlartifacts/1/x", "outputs/demo_tiny_l9/report.html", "demo/demo_tiny_l9.toml",
-               "studies/artist_pairs_l9_confirm.toml", "studies/artist_pairs_l9_top20.toml"]
+    written = [
+        "mlflow.db",
+        "mlflow.db.broken-20260101-000000",
+        "optuna.db",
+        "ratings.db",
+        "ratings.db-wal",
+        "ratings.db-shm",
+        "mlartifacts/1/x",
+        "outputs/demo_tiny_l9/report.html",
+        "demo/demo_tiny_l9.toml",
+        "studies/artist_pairs_l9_confirm.toml",
+        "studies/artist_pairs_l9_top20.toml",
+    ]
     result = subprocess.run(["git", "check-ignore", "--no-index", *written], cwd=ROOT, capture_output=True, text=True)
     assert sorted(result.stdout.split()) == sorted(written)
     clean = (ROOT / "Makefile").read_text().split("\nclean:", 1)[1]
-    for name in ("mlflow.db", "optuna.db", "ratings.db", "ratings.db-wal", "mlartifacts", "outputs", "demo",
-                 "studies/*_confirm.toml", "studies/*_top*.toml"):
+    for name in (
+        "mlflow.db",
+        "optuna.db",
+        "ratings.db",
+        "ratings.db-wal",
+        "mlartifacts",
+        "outputs",
+        "demo",
+        "studies/*_confirm.toml",
+        "studies/*_top*.toml",
+    ):
         assert f" {name}" in clean, name

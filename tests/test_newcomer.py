@@ -29,11 +29,20 @@ ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DEMO = ROOT / "qeuopt" / "data"
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 SHOTS = Path(os.environ["QEUOPT_SCREENSHOTS"]).resolve() if os.environ.get("QEUOPT_SCREENSHOTS") else None
-needs_browser = pytest.mark.skipif(not CHROMIUM.exists(),
-                                   reason="/usr/bin/chromium is absent: run scripts/install-browser.sh")
+needs_browser = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is absent: run scripts/install-browser.sh"
+)
 
 
 def newcomer_commands() -> list[str]:
@@ -79,7 +88,9 @@ def test_readme_settings_table_lists_every_setting_with_its_default():
     documented = {}
     for names, default in re.findall(r"^\| (`[a-z_.]+`(?:, `[a-z_.]+`)*) \| ([^|]+) \|", README, flags=re.M):
         keys = re.findall(r"`([a-z_.]+)`", names)
-        values = [v.strip().strip("`") for v in default.split("`, `")] if len(keys) > 1 else [default.strip().strip("`")]
+        values = (
+            [v.strip().strip("`") for v in default.split("`, `")] if len(keys) > 1 else [default.strip().strip("`")]
+        )
         documented.update(zip(keys, values))
     for section, cls in SECTIONS.items():
         for field in fields(cls):
@@ -118,8 +129,14 @@ def test_the_newcomer_path_reaches_a_recommendation_and_the_report(newcomer, cap
     report = newcomer / "outputs" / "demo_tiny_l9" / "report.html"
     assert report.is_file() and len(list((newcomer / "outputs" / "demo_tiny_l9").glob("c00*/grid.png"))) == 9
     page = report.read_text()
-    for section in ("Recommended settings", "Best and worst conditions", "Design and scores", "Response graphs",
-                    "ANOVA", "What to do next"):
+    for section in (
+        "Recommended settings",
+        "Best and worst conditions",
+        "Design and scores",
+        "Response graphs",
+        "ANOVA",
+        "What to do next",
+    ):
         assert f">{section}</h2>" in page
     assert "http" not in page.split("<body>", 1)[1].split("demo_tiny_l9")[0]  # nothing fetched
     assert (study.parent / "demo_tiny_l9_confirm.toml").is_file()  # the report's first next step
@@ -152,9 +169,13 @@ def test_the_report_opens_in_a_browser_with_every_image(newcomer, browser):
 @pytest.mark.slow
 def test_mlflow_opens_on_the_condition_runs_and_ui_stops_on_sigterm(newcomer, browser):
     port = _free_port()
-    ui = subprocess.Popen([sys.executable, "-m", "qeuopt", "ui", "--study", "demo/demo_tiny_l9.toml", "--port",
-                           str(port)], cwd=newcomer, stdout=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "qeuopt", "ui", "--study", "demo/demo_tiny_l9.toml", "--port", str(port)],
+        cwd=newcomer,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         url = ui.stdout.readline().split()[3]
         assert "workflowType=machine_learning" in url and "viewStateShareKey=qeuopt-demo_tiny_l9" in url
@@ -169,9 +190,16 @@ def test_mlflow_opens_on_the_condition_runs_and_ui_stops_on_sigterm(newcomer, br
         names = [text.index(f"c00{k}") for k in range(9)]
         assert names == sorted(names)  # the conditions in design order
         headers = browser.execute_script(
-            "return [...document.querySelectorAll('[role=columnheader]')].map(e => e.textContent.trim())")
-        assert {"clip_mean", "clip_std", "factor.style_a", "factor.style_b", "factor.strength",
-                "factor.guidance"} <= set(headers)
+            "return [...document.querySelectorAll('[role=columnheader]')].map(e => e.textContent.trim())"
+        )
+        assert {
+            "clip_mean",
+            "clip_std",
+            "factor.style_a",
+            "factor.style_b",
+            "factor.strength",
+            "factor.guidance",
+        } <= set(headers)
         _keep(browser, "mlflow-runs.png")
     finally:
         ui.send_signal(signal.SIGTERM)

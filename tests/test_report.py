@@ -50,8 +50,15 @@ def test_report_command_writes_one_self_contained_page_and_logs_it(workdir, caps
     assert f"study report: {path.relative_to(workdir)}" in out and "artifact report.html" in out
     text = path.read_text()
     page = Page(text)
-    assert page.headings == ["Recommended settings", "Best and worst conditions", "Design and scores",
-                             "Response graphs", "ANOVA", "How to read this", "What to do next"]
+    assert page.headings == [
+        "Recommended settings",
+        "Best and worst conditions",
+        "Design and scores",
+        "Response graphs",
+        "ANOVA",
+        "How to read this",
+        "What to do next",
+    ]
     # every picture is inside the file: grids (best, worst), response graph, SN plot
     assert len(page.images) == 4 and all(src.startswith("data:image/png;base64,") for src in page.images)
     assert all(base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG") for src in page.images)

@@ -129,7 +129,6 @@ def serve_until_stopped(command: list[str]) -> int:
     """Run a server in its own process group and take the whole group down with us, on
     Ctrl-C and on SIGTERM: MLflow's UI starts worker processes of its own, which a plain
     child-process call would leave running (and holding the port) after we exit."""
-    import os
     import signal
 
     server = subprocess.Popen(command, start_new_session=True)
@@ -150,16 +149,15 @@ def serve_until_stopped(command: list[str]) -> int:
 
 
 def _stop_group(server, sig, timeout: float) -> None:
+    import contextlib
     import os
 
     try:
         os.killpg(server.pid, sig)
     except ProcessLookupError:  # the whole group is gone already
         return
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         server.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,8 +62,9 @@ def third_party_noise_off() -> None:
     _installed = True
     logging.getLogger(_TRANSFORMERS_IMPORTS).addFilter(_DropMessage(_TORCHVISION_FALLBACK))
     logging.getLogger(_OPTUNA_TRIALS).addFilter(_DropReported())
-    warnings.filterwarnings("ignore", message=r"The `local_dir_use_symlinks` argument is deprecated",
-                            category=UserWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"The `local_dir_use_symlinks` argument is deprecated", category=UserWarning
+    )
     _progress_bars_off()
 
 

@@ -19,7 +19,8 @@ import io
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from qeuopt.analysis.report import SN_NAMES, number, setting_label
 
@@ -42,8 +43,17 @@ figcaption{color:#444;font-size:.92em} code{background:#f3f3f3;padding:.1em .3em
 """
 
 
-def write_report(study, *, study_path: str | None = None, response: str | None = None, sn: str = "larger",
-                 top: int = 10, pair: Any = "auto", out: str | Path | None = None, log: bool = True) -> Path:
+def write_report(
+    study,
+    *,
+    study_path: str | None = None,
+    response: str | None = None,
+    sn: str = "larger",
+    top: int = 10,
+    pair: Any = "auto",
+    out: str | Path | None = None,
+    log: bool = True,
+) -> Path:
     """Analyse and rank the study, write the page, and (``log``) put it on the parent run."""
     from qeuopt.analysis.study import analyze_study, condition_table
     from qeuopt.recommend.export import ranked_settings
@@ -68,20 +78,24 @@ def render(study, analysis, ranked, conditions, study_path: str) -> str:
     t = analysis.taguchi
     spec = study.spec
     gen = spec.generation
-    meta = (f"{analysis.design} design · {len(t.conditions)} conditions · {gen.grid[0]}x{gen.grid[1]} images each · "
-            f"model {gen.model} · {gen.mode} · response {analysis.response} · written {time.strftime('%Y-%m-%d %H:%M')}")
-    parts = [f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-             f"<title>qeuopt report: {_e(study.name)}</title><style>{STYLE}</style></head><body>",
-             f"<h1>{_e(study.name)}</h1><p class='meta'>{_e(meta)}</p>",
-             f"<p>Prompt template: <code>{_e(spec.prompt.template)}</code></p>",
-             _recommendation(spec, analysis, ranked),
-             _grids(study, analysis, conditions),
-             _design(spec, analysis),
-             _figures(analysis),
-             _anova(analysis),
-             _notes(analysis),
-             _next_steps(analysis, study_path),
-             "</body></html>\n"]
+    meta = (
+        f"{analysis.design} design · {len(t.conditions)} conditions · {gen.grid[0]}x{gen.grid[1]} images each · "
+        f"model {gen.model} · {gen.mode} · response {analysis.response} · written {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    parts = [
+        f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>qeuopt report: {_e(study.name)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{_e(study.name)}</h1><p class='meta'>{_e(meta)}</p>",
+        f"<p>Prompt template: <code>{_e(spec.prompt.template)}</code></p>",
+        _recommendation(spec, analysis, ranked),
+        _grids(study, analysis, conditions),
+        _design(spec, analysis),
+        _figures(analysis),
+        _anova(analysis),
+        _notes(analysis),
+        _next_steps(analysis, study_path),
+        "</body></html>\n",
+    ]
     return "\n".join(parts)
 
 
@@ -89,17 +103,25 @@ def render(study, analysis, ranked, conditions, study_path: str) -> str:
 def _recommendation(spec, analysis, ranked) -> str:
     names = spec.space.names
     shown = [c for c in RANK_COLUMNS if c in ranked.columns]
-    rows = [[str(k)] + [str(r[n]) for n in names] + [_rank_cell(c, r[c]) for c in shown]
-            for k, r in enumerate(ranked.to_dict("records"), start=1)]
+    rows = [
+        [str(k)] + [str(r[n]) for n in names] + [_rank_cell(c, r[c]) for c in shown]
+        for k, r in enumerate(ranked.to_dict("records"), start=1)
+    ]
     t = analysis.taguchi
     low, high = t.interval
     interval = f", 95% interval {number(low)} .. {number(high)}" if analysis.balanced and low == low else ""
-    text = (f"<p>Settings ranked by the predicted {_e(analysis.response)}, including settings never generated "
-            f"(<em>observed</em> = generated in this study; <em>support</em> = observations behind the "
-            f"prediction). The classic Taguchi optimum is <strong>{_e(setting_label(t.optimum))}</strong>, "
-            f"predicted {number(t.predicted)}{interval}.</p>")
-    return ("<section id='recommendation'><h2>Recommended settings</h2>" + text
-            + _table(["rank", *names, *shown], rows, numeric=set(shown) - {"observed"}) + "</section>")
+    text = (
+        f"<p>Settings ranked by the predicted {_e(analysis.response)}, including settings never generated "
+        f"(<em>observed</em> = generated in this study; <em>support</em> = observations behind the "
+        f"prediction). The classic Taguchi optimum is <strong>{_e(setting_label(t.optimum))}</strong>, "
+        f"predicted {number(t.predicted)}{interval}.</p>"
+    )
+    return (
+        "<section id='recommendation'><h2>Recommended settings</h2>"
+        + text
+        + _table(["rank", *names, *shown], rows, numeric=set(shown) - {"observed"})
+        + "</section>"
+    )
 
 
 def _rank_cell(column: str, value: Any) -> str:
@@ -120,14 +142,20 @@ def _grids(study, analysis, conditions) -> str:
     for label, number_ in (("best", best), ("worst", worst)):
         row = by_number.loc[number_]
         levels = {f: row[f] for f in study.spec.space.names}
-        caption = (f"{label}: condition #{number_}, {analysis.response} {number(scores[number_])} — "
-                   f"{setting_label(levels)}")
+        caption = (
+            f"{label}: condition #{number_}, {analysis.response} {number(scores[number_])} — {setting_label(levels)}"
+        )
         source = _grid_png(study, row)
-        image = f"<img alt='grid of condition {number_}' src='data:image/png;base64,{source}'>" if source else \
-            "<p>(grid not found on this machine or in MLflow)</p>"
+        image = (
+            f"<img alt='grid of condition {number_}' src='data:image/png;base64,{source}'>"
+            if source
+            else "<p>(grid not found on this machine or in MLflow)</p>"
+        )
         figures.append(f"<figure>{image}<figcaption>{_e(caption)}</figcaption></figure>")
-    return ("<section id='grids'><h2>Best and worst conditions</h2><p>Each image's seed and score is "
-            "printed under it.</p>" + "".join(figures) + "</section>")
+    return (
+        "<section id='grids'><h2>Best and worst conditions</h2><p>Each image's seed and score is "
+        "printed under it.</p>" + "".join(figures) + "</section>"
+    )
 
 
 def _grid_png(study, row) -> str | None:
@@ -155,14 +183,24 @@ def _design(spec, analysis) -> str:
     best, worst = frame["mean"].idxmax(), frame["mean"].idxmin()
     rows, classes = [], []
     for index, r in frame.iterrows():
-        rows.append([f"#{r['condition']}"] + [str(r[n]) for n in names] +
-                    [number(r["mean"]), number(r["sn_db"]), str(int(r["n"]))])
+        rows.append(
+            [f"#{r['condition']}"]
+            + [str(r[n]) for n in names]
+            + [number(r["mean"]), number(r["sn_db"]), str(int(r["n"]))]
+        )
         classes.append("best" if index == best else "worst" if index == worst else "")
-    return ("<section id='design'><h2>Design and scores</h2><p>Every condition that ran, with its mean "
-            f"{_e(analysis.response)} over its images and their SN ratio ({SN_NAMES[analysis.taguchi.sn]}); "
-            "best row green, worst red.</p>"
-            + _table(["condition", *names, f"mean {analysis.response}", "SN dB", "n"], rows,
-                     numeric={f"mean {analysis.response}", "SN dB", "n"}, classes=classes) + "</section>")
+    return (
+        "<section id='design'><h2>Design and scores</h2><p>Every condition that ran, with its mean "
+        f"{_e(analysis.response)} over its images and their SN ratio ({SN_NAMES[analysis.taguchi.sn]}); "
+        "best row green, worst red.</p>"
+        + _table(
+            ["condition", *names, f"mean {analysis.response}", "SN dB", "n"],
+            rows,
+            numeric={f"mean {analysis.response}", "SN dB", "n"},
+            classes=classes,
+        )
+        + "</section>"
+    )
 
 
 def _figures(analysis) -> str:
@@ -172,9 +210,11 @@ def _figures(analysis) -> str:
     figures = [("response graph: mean per level", effects_figure(t, "mean", f"mean {t.response} per level"))]
     if analysis.sn_meaningful:
         figures.append((f"SN ratio per level ({SN_NAMES[t.sn]})", effects_figure(t, "sn_db", "SN ratio per level")))
-    body = "".join(f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{_figure_png(fig)}'>"
-                   f"<figcaption>{_e(caption)}; dashed: the mean over everything</figcaption></figure>"
-                   for caption, fig in figures)
+    body = "".join(
+        f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{_figure_png(fig)}'>"
+        f"<figcaption>{_e(caption)}; dashed: the mean over everything</figcaption></figure>"
+        for caption, fig in figures
+    )
     return "<section id='effects'><h2>Response graphs</h2>" + body + "</section>"
 
 
@@ -185,14 +225,24 @@ def _figure_png(figure) -> str:
 
 
 def _anova(analysis) -> str:
-    rows = [[str(r["source"]), str(int(r["dof"])), number(r["ss"]), number(r["ms"]),
-             "pooled" if r["pooled"] else number(r["f"], 3), "" if r["pooled"] else number(r["contribution_pct"], 3)]
-            for _, r in analysis.anova.iterrows()]
+    rows = [
+        [
+            str(r["source"]),
+            str(int(r["dof"])),
+            number(r["ss"]),
+            number(r["ms"]),
+            "pooled" if r["pooled"] else number(r["f"], 3),
+            "" if r["pooled"] else number(r["contribution_pct"], 3),
+        ]
+        for _, r in analysis.anova.iterrows()
+    ]
     kind = "" if analysis.balanced else " (Type II sums of squares by least squares: the data are not balanced)"
-    return (f"<section id='anova'><h2>ANOVA</h2><p>rho % is each factor's contribution ratio: the share of "
-            f"the variation it explains{_e(kind)}.</p>"
-            + _table(["source", "dof", "SS", "MS", "F", "rho %"], rows, numeric={"dof", "SS", "MS", "F", "rho %"})
-            + "</section>")
+    return (
+        f"<section id='anova'><h2>ANOVA</h2><p>rho % is each factor's contribution ratio: the share of "
+        f"the variation it explains{_e(kind)}.</p>"
+        + _table(["source", "dof", "SS", "MS", "F", "rho %"], rows, numeric={"dof", "SS", "MS", "F", "rho %"})
+        + "</section>"
+    )
 
 
 def _notes(analysis) -> str:
@@ -205,26 +255,39 @@ def _notes(analysis) -> str:
 def _next_steps(analysis, study_path: str) -> str:
     steps = []
     if analysis.confirmation:
-        steps.append((f"qeuopt run {_relative(analysis.confirmation)}", "run the optimum on new seeds: its mean "
-                      "should fall in the predicted interval"))
-    steps += [(f"qeuopt rate {study_path}", "rate the images in a browser; then "
-               f"<code>qeuopt report {_e(study_path)} --response combined</code> ranks by people and CLIP together"),
-              (f"qeuopt export {study_path} --format a1111 --top 5 -o top5.txt",
-               "the top settings as AUTOMATIC1111 prompt lines (csv, json and study TOML also work)"),
-              (f"qeuopt ui --study {study_path}", "every condition, image and score in MLflow")]
+        steps.append(
+            (
+                f"qeuopt run {_relative(analysis.confirmation)}",
+                "run the optimum on new seeds: its mean should fall in the predicted interval",
+            )
+        )
+    steps += [
+        (
+            f"qeuopt rate {study_path}",
+            "rate the images in a browser; then "
+            f"<code>qeuopt report {_e(study_path)} --response combined</code> ranks by people and CLIP together",
+        ),
+        (
+            f"qeuopt export {study_path} --format a1111 --top 5 -o top5.txt",
+            "the top settings as AUTOMATIC1111 prompt lines (csv, json and study TOML also work)",
+        ),
+        (f"qeuopt ui --study {study_path}", "every condition, image and score in MLflow"),
+    ]
     items = "".join(f"<li><code>{_e(command)}</code>: {why}</li>" for command, why in steps)
     return f"<section id='next'><h2>What to do next</h2><ol>{items}</ol></section>"
 
 
 # ------------------------------------------------------------------------------- helpers
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[str] = frozenset(),
-           classes: Sequence[str] = ()) -> str:
+def _table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[str] = frozenset(), classes: Sequence[str] = ()
+) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     lines = []
     for k, row in enumerate(rows):
         cls = f" class='{classes[k]}'" if k < len(classes) and classes[k] else ""
-        cells = "".join(f"<td class='num'>{_e(v)}</td>" if h in numeric else f"<td>{_e(v)}</td>"
-                        for h, v in zip(header, row))
+        cells = "".join(
+            f"<td class='num'>{_e(v)}</td>" if h in numeric else f"<td>{_e(v)}</td>" for h, v in zip(header, row)
+        )
         lines.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
 
