@@ -18,8 +18,8 @@ import html
 import io
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from qeuopt.analysis.report import SN_NAMES, number, setting_label
