@@ -9,6 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from qeuopt.cli.main import main
 from qeuopt.generate.models import load_failure
 
@@ -41,7 +43,8 @@ def test_load_failure_names_a_missing_local_model(tmp_path):
     assert "Hugging Face Hub id" in message and "long library text" not in message
 
 
-def test_ui_takes_its_server_and_the_server_workers_down_on_sigterm(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_ui_takes_its_server_and_the_server_workers_down(tmp_path, stop):
     """A stand-in for `mlflow ui`: a server process with a worker of its own, as uvicorn has."""
     pids = tmp_path / "pids"
     server = textwrap.dedent(f"""
@@ -63,7 +66,7 @@ def test_ui_takes_its_server_and_the_server_workers_down_on_sigterm(tmp_path):
     while not (pids.exists() and len(pids.read_text().split()) == 2) and time.monotonic() < deadline:
         time.sleep(0.1)
     children = [int(p) for p in pids.read_text().split()]
-    wrapper.send_signal(signal.SIGTERM)
+    wrapper.send_signal(stop)
     assert wrapper.wait(30) == 0
     for pid in children:
         deadline = time.monotonic() + 10
