@@ -80,6 +80,33 @@ def test_report_command_writes_one_self_contained_page_and_logs_it(workdir, caps
     assert "report.html" in tracker.artifact_paths(tracker.find_study_run("unit"))
 
 
+def test_mlflow_view_of_the_study_is_saved_on_its_experiment(workdir):
+    """What MLflow's UI reads (checked in a browser by tests/test_newcomer.py): the experiment
+    kind, and a saved view whose id the printed link carries."""
+    import json
+
+    study = Study.from_file(_write(workdir))
+    study.run(FakeGenerator(), FakeScorer(), progress=False)
+    path = study.mlflow_view()
+    tracker = study.tracker()
+    tags = tracker.client.get_experiment(tracker.experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    assert path == f"/#/experiments/{tracker.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=qeuopt-unit"
+    envelope = json.loads(tags["mlflow.sharedViewState.qeuopt-unit"])
+    state = json.loads(envelope["state"])
+    assert envelope["name"] == "qeuopt: unit" and state["orderByKey"] == "tags.`mlflow.runName`"
+    assert state["selectedColumns"][:2] == ["metrics.`clip_mean`", "metrics.`clip_std`"]
+    assert "params.`factor.style_a`" in state["selectedColumns"]
+    # the filter the view applies finds exactly the condition runs
+    runs = tracker.client.search_runs([tracker.experiment_id], state["searchFilter"])
+    assert len(runs) == 9 and all(r.info.run_name.startswith("c00") for r in runs)
+
+
+def _write(folder):
+    (folder / "unit.toml").write_text(tomli_w.dumps(study_data()))
+    return folder / "unit.toml"
+
+
 def test_report_shows_interval_columns_when_the_ranking_has_them(workdir, monkeypatch):
     import qeuopt.recommend.export as export
     from qeuopt.recommend.report import write_report
