@@ -64,4 +64,8 @@ def test_small_grid_labels_are_cut_not_wrapped():
     assert shorten("#3", font, 88) == "#3"
     assert grid_captions([7, 8], [0.31249, -0.05]) == ["0.312  seed 7", "-0.050  seed 8"]
     assert shorten("0.312  seed 1234", font, 48 - 8).startswith("0.312")  # a 48-pixel cell keeps the score
+    from qeuopt.generate.grid import _fit_caption
+
+    assert _fit_caption("0.312  seed 1234", font, 200) == "0.312  seed 1234"
+    assert _fit_caption("0.312  seed 1234", font, 64 - 8) == "0.312 s1234"  # a 64-pixel cell: seed shortened
     assert grid_captions([7]) == ["seed 7"]

@@ -87,7 +87,7 @@ def labelled_grid(images: Sequence[Image.Image], rows: int, cols: int,
     size = max(10, min(24, cols * width // 24))
     font, line = _font(size), size + 4
     header = [shorten(text, font, cols * width - 8) for text in header]
-    captions = [shorten(text, font, width - 8) for text in captions]
+    captions = [_fit_caption(text, font, width - 8) for text in captions]
     header_h, caption_h = line * len(header) + 8, line if captions else 0
     cell_h = height + caption_h
     grid = Image.new("RGB", (cols * width, header_h + rows * cell_h), "white")
@@ -109,6 +109,12 @@ def shorten(text: str, font, width: float) -> str:
     while text and font.getlength(text + "\u2026") > width:
         text = text[:-1]
     return text.rstrip() + "\u2026"
+
+
+def _fit_caption(text: str, font, width: float) -> str:
+    """A caption as it fits: whole, then with ``seed`` shortened to ``s``, then cut."""
+    short = text.replace("  seed ", " s")
+    return text if font.getlength(text) <= width else shorten(short, font, width)
 
 
 def grid_captions(seeds: Sequence[int], scores: Sequence[float] = ()) -> list[str]:
