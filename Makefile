@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_OPTS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
-.PHONY: demo test quick lint format servers ui clean
+.PHONY: demo test quick lint format servers ui clean screenshots
 
 $(STAMP): pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,9 +47,15 @@ test: $(STAMP) servers lint
 quick: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
+# The README's screenshots, taken by the tests that check what they show.
+screenshots: $(STAMP)
+	HF_HUB_OFFLINE=1 QEUOPT_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_newcomer.py
+	HF_HUB_OFFLINE=1 QEUOPT_SCREENSHOT=docs/rate-page.png $(BIN)/python -m pytest -q tests/test_rate_page.py
+
 ui: $(STAMP)
 	$(BIN)/qeuopt ui
 
 clean:
-	rm -rf $(VENV) mlflow.db mlflow.db.broken-* optuna.db ratings.db mlartifacts outputs demo .pytest_cache
+	rm -rf $(VENV) mlflow.db mlflow.db-journal mlflow.db.broken-* .mlflow.db.*.tmp optuna.db optuna.db-journal \
+		ratings.db ratings.db-wal ratings.db-shm mlartifacts mlruns outputs demo .pytest_cache
 	rm -f studies/*_confirm.toml studies/*_top*.toml

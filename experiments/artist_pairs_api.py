@@ -20,7 +20,7 @@ STUDIES = Path(__file__).resolve().parents[1] / "studies"
 def build_study(real: bool) -> qeuopt.Study:
     generation = {"mode": "img2img", "init_image": "sketch.png", "grid": [2, 3], "seed": 1234}
     if real:
-        generation.update(model="runwayml/stable-diffusion-v1-5", steps=30, width=512, height=512)
+        generation.update(model="stable-diffusion-v1-5/stable-diffusion-v1-5", steps=30, width=512, height=512)
         scoring = {"clip_model": "clip-ViT-L-14"}
     else:
         generation.update(model="qeuopt-tiny:sd", steps=12, width=64, height=64)
@@ -50,6 +50,9 @@ def main() -> None:
     ranked, response = ranked_settings(study, top=5)
     print(f"top 5 by predicted {response} (observed = generated in the study):")
     print(ranked.to_string(index=False))
+    from qeuopt.recommend.report import write_report
+
+    print("study report (open it in a browser):", write_report(study))
 
 
 if __name__ == "__main__":

@@ -13,4 +13,4 @@ def test_experiment_builds_a_valid_study(real):
     build = runpy.run_path(str(SCRIPT))["build_study"]
     study = build(real)
     assert study.spec.design.kind == "L9" and study.spec.generation.mode == "img2img"
-    assert study.spec.generation.model == ("runwayml/stable-diffusion-v1-5" if real else "qeuopt-tiny:sd")
+    assert study.spec.generation.model == ("stable-diffusion-v1-5/stable-diffusion-v1-5" if real else "qeuopt-tiny:sd")

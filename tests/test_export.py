@@ -74,6 +74,11 @@ def test_setting_rows_render_prompts_and_every_parameter():
     parameters = (row["rank"], row["guidance"], row["steps"], row["seed"], row["width"], row["images"])
     assert parameters == (1, 8.0, 4, 1234, 32, 2)
     assert (row["predicted"], row["support"], row["observed"], row["observed_mean"]) == (0.31, 6, False, None)
+    assert row["mode"] == "txt2img" and "strength" not in row  # txt2img: no denoising strength
+    data = Path(__file__).parents[1] / "qeuopt" / "data"  # holds sketch.png
+    img2img = setting_rows(spec_of(data, generation={"mode": "img2img", "init_image": "sketch.png"}),
+                           ranked([{"style_a": "Hokusai", "style_b": "Todd Hido", "strength": 0.35, "guidance": 6.0}], [0.3]))
+    assert img2img[0]["strength"] == 0.35
     with pytest.raises(InputError, match="`guidance`: allowed levels \\[6.0, 8.0\\]; given 7.0"):
         setting_rows(spec, ranked([{"style_a": TRICKY, "style_b": "Todd Hido", "guidance": 7.0}], [0.3]))
 

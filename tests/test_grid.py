@@ -48,3 +48,24 @@ def test_labelled_grid_places_every_image():
     assert tuple(pixels[-20, -5]) == colours[3]
     found = {tuple(pixels[y, 5]) for y in range(grid.height)}
     assert colours[0] in found and colours[2] in found
+
+
+def test_small_grid_labels_are_cut_not_wrapped():
+    from qeuopt.generate.grid import _font, grid_captions, shorten
+
+    images = [Image.new("RGB", (32, 32), "grey")] * 6
+    header = ["#3", "style_a = Tatsunoko Production", "style_b = Stephan Martiniere", "strength = 0.35"]
+    grid = labelled_grid(images, 2, 3, header, grid_captions(range(1234, 1240), [0.3125] * 6))
+    short = labelled_grid(images, 2, 3, ["#3", "a", "b", "c"], grid_captions(range(1234, 1240), [0.3125] * 6))
+    assert grid.size == short.size  # one line per factor, however long its value
+    font = _font(10)
+    cut = shorten("style_a = Tatsunoko Production", font, 96 - 8)
+    assert cut.endswith("\u2026") and font.getlength(cut) <= 88 and cut.startswith("style_a")
+    assert shorten("#3", font, 88) == "#3"
+    assert grid_captions([7, 8], [0.31249, -0.05]) == ["0.312  seed 7", "-0.050  seed 8"]
+    assert shorten("0.312  seed 1234", font, 48 - 8).startswith("0.312")  # a 48-pixel cell keeps the score
+    from qeuopt.generate.grid import _fit_caption
+
+    assert _fit_caption("0.312  seed 1234", font, 200) == "0.312  seed 1234"
+    assert _fit_caption("0.312  seed 1234", font, 64 - 8) == "0.312 s1234"  # a 64-pixel cell: seed shortened
+    assert grid_captions([7]) == ["seed 7"]

@@ -86,8 +86,12 @@ def test_rate_100_images_with_the_keyboard_reload_and_find_them_in_mlflow(served
     study, server = served
     browser.get(server.url)
     wait_for(browser, lambda d: text(d, "study") == "unit" and text(d, "title").startswith("Condition #0"), "page")
-    keys(browser, "ann", Keys.ENTER)  # the name field has the focus on a first visit
+    keys(browser, "4")  # a rating key before any name: not typed into the name box
+    assert browser.find_element("id", "rater").get_attribute("value") == ""
+    assert "press r" in text(browser, "status") and text(browser, "progress-text").startswith("0 / 108")
+    keys(browser, "r", "ann", Keys.ENTER)  # r opens the name box, Enter leaves it
     wait_for(browser, saved(0), "the rater")
+    assert browser.find_element("id", "rater").get_attribute("value") == "ann"
 
     typed = [str(1 + (i * 3) % 5) for i in range(100)]
     typed[5] = "s"  # a skip

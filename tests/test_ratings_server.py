@@ -84,7 +84,11 @@ def test_ratings_reach_the_condition_run_in_mlflow(study, server):
                                                   "revision": 6})  # withdrawn (undo)
     assert server.app.sync.flush(20)
     run = condition_run(study, 3)
-    assert math.isnan(run["metrics.rating_image_01"]) and run["metrics.rating_count"] == 2
+    assert "metrics.rating_image_01" not in run.index or math.isnan(run["metrics.rating_image_01"])
+    assert run["metrics.rating_count"] == 2 and run["metrics.rating_image_00"] == 4.5
+    client = study.tracker().client  # removed, not NaN: not in the run, nor in its history
+    assert "rating_image_01" not in client.get_run(run["run_id"]).data.metrics
+    assert client.get_metric_history(run["run_id"], "rating_image_01") == []
     assert request(url, "GET", "/api/health")[1] == {"ok": True, "pending_mlflow": 0}
 
 

@@ -39,6 +39,18 @@ def cmd_analyze(args) -> int:
     if not args.no_log:
         print(f"\nfigures and tables: MLflow, parent run {study.name!r}, artifacts analysis/ "
               f"(`qeuopt ui --study {args.study}`)")
+    print(f"the whole study on one page: `qeuopt report {args.study}`"
+          + (f" --response {result.response}" if args.response else ""))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from qeuopt.recommend.report import report_summary, write_report
+
+    study = _study(args.study)
+    path = write_report(study, study_path=args.study, response=args.response, sn=args.sn, top=args.top,
+                        pair=args.pair, out=args.output, log=not args.no_log)
+    print(report_summary(path, study.name, not args.no_log))
     return 0
 
 
@@ -119,6 +131,16 @@ def add_analysis_commands(commands) -> None:
                          help="with rating/combined: skip the T-method (it loads the CLIP model)")
     analyze.add_argument("--variant", choices=("ta", "t1"), default="ta", help="T-method variant (default ta)")
     analyze.set_defaults(func=cmd_analyze)
+
+    report = commands.add_parser("report", help="one self-contained HTML page: scores, best and worst grids, "
+                                 "response graphs, ANOVA, recommendations, next steps")
+    _ranking_options(report)
+    report.set_defaults(top=10)
+    report.add_argument("--sn", choices=("larger", "smaller", "nominal"), default="larger",
+                        help="SN ratio kind (default larger-the-better)")
+    report.add_argument("-o", "--output", help="where to write it (default outputs/<study>/report.html)")
+    report.add_argument("--no-log", action="store_true", help="do not copy it to the study's parent run in MLflow")
+    report.set_defaults(func=cmd_report)
 
     recommend = commands.add_parser("recommend", help="rank settings, including ones never generated")
     _ranking_options(recommend)

@@ -31,16 +31,6 @@ def _demo_study(folder: Path) -> Path:
     return folder / DEMO_STUDY
 
 
-def _library_progress_bars_off() -> None:
-    """Model loading bars of transformers/diffusers would bury the study's own bar."""
-    import os
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by transformers on import
-    from diffusers.utils import logging as diffusers_logging
-
-    diffusers_logging.disable_progress_bar()
-
-
 def _checked_study(path: str):
     """The study of a file, checked with everything it will use on this machine (databases,
     folders, models), so every problem is reported at once and before anything exists."""
@@ -62,7 +52,9 @@ def cmd_run(args) -> int:
         from qeuopt.run.fingerprint import start_over
 
         print(start_over(study))
-    _library_progress_bars_off()
+    from qeuopt.generate.noise import third_party_noise_off
+
+    third_party_noise_off()  # loading bars and warnings a user cannot act on
     start = time.perf_counter()
     summary = study.run(progress=not args.quiet)
     wall = time.perf_counter() - start
@@ -75,7 +67,52 @@ def cmd_run(args) -> int:
         print(f"recommended (the models' pick, possibly never generated): {summary.recommended}")
     print(f"wall {wall:.1f} s: generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
           f"other in conditions {t.other:.1f} s, set-up {wall - t.timed() - t.other:.1f} s")
+    report = None if getattr(args, "no_report", False) or not summary.total else _report_after_run(study, args.study)
+    print(next_steps(study, args.study, report))
     return 0
+
+
+def _report_after_run(study, path: str):
+    """The study report, written after every run; a study that cannot be analysed yet (too
+    few conditions, ratings still to come) says why instead of failing the run."""
+    from qeuopt.recommend.report import write_report
+
+    try:
+        return write_report(study, study_path=path)
+    except QeuoptError as err:
+        print(f"study report not written yet: {err}")
+        return None
+
+
+def next_steps(study, path: str, report) -> str:
+    """Where the files are and the commands that come next, with this study's path."""
+    from qeuopt.run.condition import condition_folder
+
+    folder = condition_folder(study.spec, 0).parent
+    lines = [f"images: {folder}/c*/ (one PNG per image with A1111 metadata, and grid.png)"]
+    if report is not None:
+        lines.append(f"study report: {report} (open it in a browser)")
+    me = command_name()
+    lines += ["next:",
+              f"  {me} ui --study {path}        # MLflow: every condition, image and score",
+              f"  {me} rate {path}              # rate the images in your browser",
+              f"  {me} analyze {path}           # factor effects, ANOVA, the optimum",
+              f"  {me} recommend {path}         # the best settings, including untried ones"]
+    return "\n".join(lines)
+
+
+def command_name() -> str:
+    """How to call qeuopt from this shell: ``qeuopt`` when it is on PATH (an active venv),
+    else the way this process was started (``make demo`` runs ``.venv/bin/qeuopt``), so a
+    printed command is never "command not found"."""
+    import os
+    import shutil
+
+    if shutil.which("qeuopt"):
+        return "qeuopt"
+    if Path(sys.argv[0]).name == "qeuopt":
+        return os.path.relpath(os.path.abspath(sys.argv[0]))
+    return f"{sys.executable} -m qeuopt"
 
 
 def cmd_demo(args) -> int:
@@ -86,14 +123,51 @@ def cmd_demo(args) -> int:
 
 def cmd_ui(args) -> int:
     uri = args.backend_store_uri
+    view = None
     if args.study:
-        from qeuopt.config.load import load_study_file
+        from qeuopt.run.study import Study
 
-        uri = load_study_file(args.study).tracking.mlflow_uri
+        study = Study.from_file(args.study)
+        uri, view = study.spec.tracking.mlflow_uri, study.mlflow_view()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)")
-    return subprocess.call(command)
+               "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
+    print(f"MLflow UI on http://{args.host}:{args.port}{view or ''} (Ctrl-C stops it)", flush=True)
+    return serve_until_stopped(command)
+
+
+def serve_until_stopped(command: list[str]) -> int:
+    """Run a server in its own process group and take the whole group down with us, on
+    Ctrl-C and on SIGTERM: MLflow's UI starts worker processes of its own, which a plain
+    child-process call would leave running (and holding the port) after we exit."""
+    import signal
+
+    server = subprocess.Popen(command, start_new_session=True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        print("stopping the server", file=sys.stderr)
+        _stop_group(server, signal.SIGTERM, 10)
+        _stop_group(server, signal.SIGKILL, 10)  # whatever of the group is left
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_group(server, sig, timeout: float) -> None:
+    import contextlib
+    import os
+
+    try:
+        os.killpg(server.pid, sig)
+    except ProcessLookupError:  # the whole group is gone already
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=timeout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,10 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--fresh", action="store_true", help="start the study over: delete its trials, condition "
                      "folders and MLflow runs (its ratings are saved to a CSV first, then removed)")
+    run.add_argument("--no-report", action="store_true", help="do not write the study report at the end")
     run.set_defaults(func=cmd_run)
 
     demo = commands.add_parser("demo", help="run the demo study on the tiny offline model")
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--no-report", action="store_true", help="do not write the study report at the end")
     demo.add_argument("--folder", default="demo", help="where the demo study file is written (default ./demo)")
     demo.set_defaults(fresh=False)
     demo.set_defaults(func=cmd_demo)
@@ -122,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--backend-store-uri", default="sqlite:///mlflow.db")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--workers", type=int, default=1,
+                    help="server processes (default 1: one person's dashboard starts faster)")
     ui.set_defaults(func=cmd_ui)
 
     add_rating_commands(commands)  # rate, ratings export|import|scores, steer

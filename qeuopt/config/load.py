@@ -161,8 +161,8 @@ def _loras(raw: Any, problems: list[str]) -> dict[str, str]:
 def check_spec(spec: StudySpec) -> list[str]:
     """Every rule that looks across sections; returns the problems found."""
     problems: list[str] = template_problems(spec)
-    problems += prompt_language_problems(spec)
-    problems += [] if problems else _check_factor_names(spec)  # names need a template that parses
+    if not problems:  # the prompt language and the names need a template that parses
+        problems += prompt_language_problems(spec) + _check_factor_names(spec)
     problems += input_problems(spec)
     problems += _check_design(spec)
     problems += _check_generation(spec)

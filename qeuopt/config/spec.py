@@ -81,7 +81,7 @@ class DesignSettings:
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    model: str = "runwayml/stable-diffusion-v1-5"
+    model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     mode: str = "txt2img"
     init_image: str = ""
     steps: int = 30

@@ -21,7 +21,8 @@ from qeuopt.config.load import (
 from qeuopt.config.schedulers import DEFAULT, SCHEDULERS, a1111_sampler
 from qeuopt.config.spec import GenerationSettings
 from qeuopt.errors import ModelLoadError, UnsafeCheckpointError
-from qeuopt.generate.models import resolve_model
+from qeuopt.generate.models import load_failure, resolve_model
+from qeuopt.generate.noise import third_party_noise_off
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -47,6 +48,7 @@ def pick_dtype(requested: str, device: str):
 
 def load_text2image(settings: GenerationSettings, *, device: str, dtype, base_dir: str = "."):
     """Load a hub id, a local diffusers folder or a single checkpoint file."""
+    third_party_noise_off()
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
     model, allow_pickle = settings.model, settings.allow_pickle
@@ -66,8 +68,9 @@ def load_text2image(settings: GenerationSettings, *, device: str, dtype, base_di
             # AutoPipeline picks SD 1.x/2.x or SDXL from the model's own index.
             pipe = AutoPipelineForText2Image.from_pretrained(
                 source, dtype=dtype, use_safetensors=None if allow_pickle else True)
-    except (OSError, ValueError, EnvironmentError) as err:
-        raise ModelLoadError(f"`generation.model`: could not load {model!r}: {err}") from err
+    except (OSError, ValueError) as err:
+        source = str(local) if local.exists() or suffix or ref.startswith((".", "/", "~")) else ref
+        raise ModelLoadError(load_failure("generation.model", model, source, err)) from err
     pipe.set_progress_bar_config(disable=True)
     return apply_speed_settings(pipe.to(device), settings)
 

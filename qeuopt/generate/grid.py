@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -81,12 +80,14 @@ def _font(size: int):
 
 def labelled_grid(images: Sequence[Image.Image], rows: int, cols: int,
                   header: Sequence[str], captions: Sequence[str] = ()) -> Image.Image:
-    """Images in rows x cols under a header listing the factor levels, each with a caption."""
+    """Images in rows x cols under a header, one line per factor level, each image with a
+    caption. A line too long for the space is cut with an ellipsis, never wrapped, so a
+    value never breaks across lines and every line stays one factor."""
     width, height = images[0].size
     size = max(10, min(24, cols * width // 24))
     font, line = _font(size), size + 4
-    chars = max(8, int(cols * width / (0.55 * size)))  # what fits across, roughly
-    header = [part for text in header for part in textwrap.wrap(text, chars) or [""]]
+    header = [shorten(text, font, cols * width - 8) for text in header]
+    captions = [_fit_caption(text, font, width - 8) for text in captions]
     header_h, caption_h = line * len(header) + 8, line if captions else 0
     cell_h = height + caption_h
     grid = Image.new("RGB", (cols * width, header_h + rows * cell_h), "white")
@@ -99,3 +100,25 @@ def labelled_grid(images: Sequence[Image.Image], rows: int, cols: int,
         if captions:
             draw.text((x + 4, y + height + 2), captions[k], fill="black", font=font)
     return grid
+
+
+def shorten(text: str, font, width: float) -> str:
+    """``text`` cut to fit ``width`` pixels in ``font``, ending in an ellipsis when cut."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "\u2026") > width:
+        text = text[:-1]
+    return text.rstrip() + "\u2026"
+
+
+def _fit_caption(text: str, font, width: float) -> str:
+    """A caption as it fits: whole, then with ``seed`` shortened to ``s``, then cut."""
+    short = text.replace("  seed ", " s")
+    return text if font.getlength(text) <= width else shorten(short, font, width)
+
+
+def grid_captions(seeds: Sequence[int], scores: Sequence[float] = ()) -> list[str]:
+    """Under each image: its score first (what a cut caption must keep), then its seed."""
+    if not scores:
+        return [f"seed {seed}" for seed in seeds]
+    return [f"{score:.3f}  seed {seed}" for seed, score in zip(seeds, scores)]

@@ -42,11 +42,14 @@ def sampler_name(scheduler: str) -> str:
 def generation_fields(spec, setting: Mapping[str, Any]) -> dict[str, Any]:
     """Everything needed to generate ``setting`` again, by name."""
     gen = spec.settings_for(setting)
-    return {"prompt": spec.prompt.render(setting), "negative_prompt": spec.prompt.negative,
-            "model": gen.model, "mode": gen.mode, "init_image": gen.init_image if gen.mode == "img2img" else "",
-            "steps": gen.steps, "guidance": gen.guidance, "strength": gen.strength, "seed": gen.seed,
-            "width": gen.width, "height": gen.height, "scheduler": gen.scheduler,
-            "sampler": sampler_name(gen.scheduler), "images": gen.images_per_condition}
+    fields = {"prompt": spec.prompt.render(setting), "negative_prompt": spec.prompt.negative,
+              "model": gen.model, "mode": gen.mode, "init_image": gen.init_image if gen.mode == "img2img" else "",
+              "steps": gen.steps, "guidance": gen.guidance, "strength": gen.strength, "seed": gen.seed,
+              "width": gen.width, "height": gen.height, "scheduler": gen.scheduler,
+              "sampler": sampler_name(gen.scheduler), "images": gen.images_per_condition}
+    if gen.mode != "img2img":  # txt2img has no denoising strength: a value here would mislead
+        del fields["strength"]
+    return fields
 
 
 def setting_rows(spec, ranked) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from typing import Any, Protocol, Sequence
 
 from qeuopt.config.spec import Condition, GenerationSettings, StudySpec
 from qeuopt.generate.files import GRID_FILE, condition_images, image_name, parse_image_name
-from qeuopt.generate.grid import format_parameters, labelled_grid, save_png
+from qeuopt.generate.grid import format_parameters, grid_captions, labelled_grid, save_png
 from qeuopt.score.clip import summarize
 from qeuopt.track.schema import FOLDER_TAG
 
@@ -156,7 +156,7 @@ class ConditionRunner:
         final = condition_folder(spec, condition.number)
         partial = final.with_name(final.name + ".partial")
         try:
-            grid = self._save(partial, condition, settings, prompt, seeds, images)
+            grid = self._save(partial, condition, settings, prompt, seeds, images, scores)
             shutil.rmtree(final, ignore_errors=True)  # left by an earlier attempt of this number
             partial.rename(final)
         except BaseException:
@@ -211,7 +211,7 @@ class ConditionRunner:
             self._writer = None
         self._raise_writer_errors()
 
-    def _save(self, partial: Path, condition, settings, prompt, seeds, images):
+    def _save(self, partial: Path, condition, settings, prompt, seeds, images, scores=()):
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         texts = [format_parameters(prompt, self.spec.prompt.negative,
@@ -219,7 +219,7 @@ class ConditionRunner:
         for k, (image, seed) in enumerate(zip(images, seeds)):
             save_png(image, partial / image_name(k, seed), texts[k])
         header = [f"#{condition.number}"] + [f"{k} = {v}" for k, v in condition.values.items()]
-        captions = [f"seed {s}" for s in seeds]
+        captions = grid_captions(seeds, scores)
         save_png(labelled_grid(images, *settings.grid, header, captions), partial / GRID_FILE, texts[0])
         return labelled_grid(images, *settings.grid, [], captions)  # for MLflow's image chart: no header text
 

@@ -169,6 +169,7 @@ class Study:
         from qeuopt.run.queue import array_name
 
         parent = tracker.study_run(self.name, self._parent_params(array_name(self.spec), rows))
+        self.mlflow_view(tracker)
         runner = ConditionRunner(self.spec, generator or self.default_generator(),
                                  scorer or self.default_scorer(), tracker, parent, self.init_image())
         status = "FAILED"
@@ -179,6 +180,14 @@ class Study:
         finally:
             runner.close()
             tracker.finish(parent, status)
+
+    def mlflow_view(self, tracker=None) -> str:
+        """The MLflow UI path (after the server's address) that opens this study's condition
+        runs with their scores and factor levels as columns; sets that view up on the way."""
+        metrics = ["clip_mean", "clip_std"]
+        if self.spec.design.objective != "clip":
+            metrics = ["rating_mean", "rating_count", *metrics]
+        return (tracker or self.tracker()).present_study(self.name, self.spec.space.names, metrics)
 
     def _parent_params(self, array: str, rows) -> dict[str, Any]:
         gen = self.spec.generation

@@ -31,9 +31,7 @@ class ClipScorer:
     @property
     def model(self):
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(resolve_model(self.model_name), device=self.device)
+            self._model = load_clip(self.model_name, self.device)
         return self._model
 
     def text_embedding(self, text: str) -> np.ndarray:
@@ -62,6 +60,22 @@ class ClipScorer:
         if count is not None and count > CLIP_MAX_TOKENS:
             warnings.warn(f"CLIP reads {CLIP_MAX_TOKENS} tokens; this text has {count} and is truncated "
                           f"for scoring: {text[:60]!r}...", stacklevel=3)
+
+
+def load_clip(name: str, device: str | None):
+    """The sentence-transformers CLIP model, or one line saying why it did not load."""
+    from qeuopt.errors import ModelLoadError
+    from qeuopt.generate.models import load_failure
+    from qeuopt.generate.noise import third_party_noise_off
+
+    third_party_noise_off()
+    from sentence_transformers import SentenceTransformer
+
+    source = resolve_model(name)
+    try:
+        return SentenceTransformer(source, device=device)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(load_failure("scoring.clip_model", name, source, err)) from err
 
 
 def summarize(scores: Sequence[float]) -> dict[str, float]:

@@ -23,6 +23,11 @@ from qeuopt.track.schema import (
 )
 
 MAX_PARAMS, MAX_METRICS, MAX_PARAM_CHARS = 100, 1000, 6000  # per request / per value
+# MLflow 3's UI opens an experiment by its kind: GenAI ("Traces", "No data") unless told
+# it is a training-style one; a saved view (a tag the UI's "Save view" writes too) opened
+# by `?viewStateShareKey=` gives the runs table its filter, sort and columns.
+KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+VIEW_TAG = "mlflow.sharedViewState."
 
 
 class Tracker:
@@ -63,6 +68,24 @@ class Tracker:
                                      tags={STUDY_TAG: study, ROLE_TAG: "study"})
         self.log(run.info.run_id, params=params or {})
         return run.info.run_id
+
+    def present_study(self, study: str, factors: Sequence[str], metrics: Sequence[str]) -> str:
+        """Make MLflow's UI open this experiment on the study's condition runs: the
+        experiment marked training-style, and a saved view listing the condition runs in
+        design order with ``metrics`` and the factor levels as columns. Returns the UI path
+        (after the server's address) that opens the view."""
+        import json
+
+        key = view_key(study)
+        state = {"searchFilter": f"tags.`{STUDY_TAG}` = '{_escape(study)}' and tags.`{ROLE_TAG}` = 'condition'",
+                 "orderByKey": "tags.`mlflow.runName`", "orderByAsc": True, "runsHiddenMode": "SHOW_ALL",
+                 "selectedColumns": [*(f"metrics.`{m}`" for m in metrics),
+                                     *(f"params.`factor.{f}`" for f in factors)]}
+        now = int(time.time() * 1000)
+        envelope = {"name": f"qeuopt: {study}", "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+        self.client.set_experiment_tag(self.experiment_id, KIND_TAG, TRAINING_KIND)
+        self.client.set_experiment_tag(self.experiment_id, VIEW_TAG + key, json.dumps(envelope))
+        return f"/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={key}"
 
     def find_study_run(self, study: str) -> str | None:
         """The parent run of ``study`` if it exists; unlike :meth:`study_run` it creates
@@ -126,14 +149,34 @@ class Tracker:
                     step: int) -> None:
         """Human ratings of one condition: aggregates as metrics (``step`` is the rating store's
         revision, so the newest value is the one MLflow shows), the raters as a tag, and every
-        rating as ``ratings.json``. An image whose last rating was withdrawn reads NaN."""
+        rating as ``ratings.json``. The metric of an image whose last rating was withdrawn
+        (undo) is removed, as is ``rating_mean`` when no rating is left."""
         metrics = {image_metric(RATING_IMAGE_PREFIX, k): v for k, v in summary["per_image"].items()}
-        stale = [k for k in self.client.get_run(run_id).data.metrics
-                 if k.startswith(RATING_IMAGE_PREFIX) and k not in metrics]
-        metrics.update({k: float("nan") for k in stale})
         metrics.update(rating_mean=summary["mean"], rating_count=summary["count"], rating_skips=summary["skips"])
+        metrics = {k: v for k, v in metrics.items() if v == v}  # NaN: nothing to show
+        stale = [k for k in self.client.get_run(run_id).data.metrics
+                 if k.startswith("rating_") and k not in metrics]
+        self.remove_metrics(run_id, stale)
         self.log(run_id, metrics=metrics, tags={RATERS_TAG: ", ".join(summary["raters"])}, step=step)
         self.client.log_dict(run_id, {"ratings": [dict(r) for r in rows]}, "ratings.json")
+
+    def remove_metrics(self, run_id: str, keys: Sequence[str]) -> None:
+        """Delete metrics (every step) from a run. MLflow's client has no call for this, so
+        it is done in the SQL store's own session and tables; another store (a remote
+        tracking server) cannot delete them, and gets NaN as the newest value instead."""
+        if not keys:
+            return
+        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        store = self.client._tracking_client.store
+        if not isinstance(store, SqlAlchemyStore):
+            self.log(run_id, metrics={k: float("nan") for k in keys})
+            return
+        with store.ManagedSessionMaker() as session:
+            for table in (SqlMetric, SqlLatestMetric):
+                session.query(table).filter(table.run_uuid == run_id, table.key.in_(list(keys))).delete(
+                    synchronize_session=False)
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
@@ -155,6 +198,13 @@ class Tracker:
 
     def download(self, run_id: str, path: str, dst: str | Path) -> Path:
         return Path(self.client.download_artifacts(run_id, path, str(dst)))
+
+
+def view_key(study: str) -> str:
+    """The saved view's id: letters, digits, - and _ only (it travels in a URL)."""
+    import re
+
+    return "qeuopt-" + re.sub(r"[^A-Za-z0-9_-]", "-", study)
 
 
 def _escape(text: str) -> str:

@@ -167,9 +167,10 @@ function advance() {  // after a rating: the next image, or the next unfinished 
 // ---- rating -----------------------------------------------------------------------
 function needRater() {
   if (state.rater) return false;
+  // the box is not focused for the user: the key just pressed was meant as a rating, and
+  // the next ones would become part of the name ("4newcomer")
   $("rater").classList.add("missing");
-  $("rater").focus();
-  say("type your name first (then Enter)", true);
+  say("press r (or click the name box), type your name, then Enter", true);
   return true;
 }
 
@@ -270,7 +271,7 @@ async function start() {
   await changeRater();
   drawCondition();
   drawMarks();
-  if (!state.rater) $("rater").focus();
+  if (!state.rater) { $("rater").classList.add("missing"); say("press r (or click the name box) to type your name"); }
   setInterval(() => refreshConditions().catch(() => {}), 15000);
 }
 
