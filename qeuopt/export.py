@@ -36,7 +36,7 @@ from qeuopt.generate.schedulers import SCHEDULERS
 from qeuopt.space import GENERATION_FACTORS, spec_to_dict
 
 FORMATS = ("csv", "json", "a1111", "study")
-RANK_COLUMNS = ("predicted", "support", "observed", "observed_mean", "n_observed")
+RANK_COLUMNS = ("predicted", "lower", "upper", "support", "observed", "observed_mean", "n_observed")
 COMPOSITE = "prompt"  # the one factor of a confirmation study whose settings are no full factorial
 
 
@@ -223,14 +223,15 @@ def write_study_toml(data: Mapping[str, Any], header: Sequence[str], path: str |
 
 
 # ------------------------------------------------------------------------------ top level
-def ranked_settings(study, response: str | None = None, top: int = 20, pair: Any = "auto"):
+def ranked_settings(study, response: str | None = None, top: int = 20, pair: Any = "auto", diverse: bool = True):
     """:func:`qeuopt.recommend.rank` over the study's observations (replicate rows per image
-    where the response has them), for its factors and levels."""
-    ranked, response, _ = _rank_study(study, response, top, pair)
+    where the response has them), for its factors and levels; ``.attrs`` says which model
+    was chosen and why."""
+    ranked, response, _ = _rank_study(study, response, top, pair, diverse)
     return ranked, response
 
 
-def _rank_study(study, response, top, pair):
+def _rank_study(study, response, top, pair, diverse=True):
     """:func:`ranked_settings` and the study's condition table it was read from."""
     from qeuopt.observations import condition_table, resolve_response, study_observations
     from qeuopt.recommend import rank
@@ -242,17 +243,18 @@ def _rank_study(study, response, top, pair):
     frame = study_observations(study, response, "auto", conditions=conditions)
     names = study.spec.space.names
     frame = frame.dropna(subset=[response])[names + [response]].reset_index(drop=True)
-    return rank(study.spec.space.levels(), frame, response, top=top, pair=pair), response, conditions
+    ranked = rank(study.spec.space.levels(), frame, response, top=top, pair=pair, diverse=diverse)
+    return ranked, response, conditions
 
 
 def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, top: int = 20,
                     response: str | None = None, pair: Any = "auto", seeds: int = 1,
-                    denoising_strength: bool = False) -> str | Path:
+                    denoising_strength: bool = False, diverse: bool = True) -> str | Path:
     """Rank, then write ``fmt``: to ``out`` (a stream or a path), else return the text.
     The ``study`` format always writes a file (default ``<study>_top<N>.toml`` beside it)."""
     if fmt not in FORMATS:
         raise DesignError(f"`format`: allowed: {', '.join(FORMATS)}; given {fmt!r}")
-    ranked, response, conditions = _rank_study(study, response, top, pair)
+    ranked, response, conditions = _rank_study(study, response, top, pair, diverse)
     rows = setting_rows(study.spec, ranked)
     if fmt == "study":
         return _export_study(study, rows, out, top, seeds, conditions["base_seed"].max())
