@@ -112,20 +112,35 @@ def main(argv=None) -> None:
     parser.add_argument("--families", default=FAMILIES, help=f"comma-separated, from {FAMILIES}")
     parser.add_argument("--strategies", default="auto,tpe,gp,random", help="qeuopt.optimize strategies")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
-    parser.add_argument("--csv", help="also write every run's regret to this CSV file")
+    parser.add_argument("--csv", help="also write every run's regret to this CSV file, as runs finish")
+    parser.add_argument("--report", metavar="CSV", help="print the tables from a CSV written by --csv; run nothing")
     args = parser.parse_args(argv)
+    if args.report:
+        frame = pd.read_csv(args.report)
+        complete = frame.groupby("instance")["strategy"].count()
+        frame = frame[frame["instance"].isin(complete[complete == complete.max()].index)]  # whole instances only
+        budgets = sorted(frame["budget"].unique().tolist())
+        print(f"Command: python benchmarks/worlds.py --report {args.report}\n")
+        for family in frame["family"].unique():
+            print("\n".join(family_report(frame, family, budgets)))
+        return
     budgets = sorted(int(b) for b in args.budgets.split(","))
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     tasks = [(f, s, budgets, i)
              for i in range(args.instances) for f in families for s in strategies]
-    tasks.sort(key=lambda t: t[1] not in ("auto", "gp"))  # the slow ones first keep the pool busy
-    start = time.perf_counter()
-    with multiprocessing.Pool(args.jobs) as pool:
-        rows = [row for chunk in pool.imap_unordered(one_run, tasks, chunksize=1) for row in chunk]
-    frame = pd.DataFrame(rows, columns=["family", "strategy", "budget", "instance", "regret", "seconds"])
+    # instance by instance, so a run cut short still holds whole instances (see --report)
+    tasks.sort(key=lambda t: (t[3], t[1] not in ("auto", "gp")))
+    start, rows = time.perf_counter(), []
+    columns = ["family", "strategy", "budget", "instance", "regret", "seconds"]
     if args.csv:
-        frame.to_csv(args.csv, index=False)
+        pd.DataFrame(columns=columns).to_csv(args.csv, index=False)
+    with multiprocessing.Pool(args.jobs) as pool:
+        for chunk in pool.imap_unordered(one_run, tasks, chunksize=1):
+            rows += chunk
+            if args.csv:
+                pd.DataFrame(chunk, columns=columns).to_csv(args.csv, mode="a", header=False, index=False)
+    frame = pd.DataFrame(rows, columns=columns)
     print("Command: python benchmarks/worlds.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     print(f"Median regret of .recommended (lower is better), per family and budget; "
           f"{time.perf_counter() - start:.0f} s with {args.jobs} processes\n")

@@ -7,6 +7,11 @@ different levels are at distance 1, as far apart as the two ends of a numeric ra
 The kernel is ``constant * Matern(nu=2.5) + white noise`` with its hyperparameters
 fitted by maximum likelihood (scikit-learn's :class:`GaussianProcessRegressor`). It can
 express any interaction, but learns it only from nearby observed settings.
+
+Replicates are averaged first: the GP sees one point per observed condition, so its cost
+(cubic in points) grows with conditions, not images. A mean of n replicates carries the
+pooled replicate variance / n as known noise; the white-noise term adds what the kernel
+cannot explain (all of the noise when nothing was replicated).
 """
 
 from __future__ import annotations
@@ -53,13 +58,19 @@ class LevelGP(RegressorMixin, BaseEstimator):
         self.factors_ = list(X.columns)
         self.levels_ = {f: list(given.get(f, [])) + [v for v in pd.unique(X[f]) if v not in list(given.get(f, []))]
                         for f in self.factors_}
+        frame = pd.DataFrame({"key": list(map(tuple, X.itertuples(index=False))), "y": y})
+        stats = frame.groupby("key", sort=False)["y"].agg(["mean", "count"])
+        replicated = len(y) - len(stats)
+        within = float(((frame["y"] - frame["key"].map(stats["mean"])) ** 2).sum() / replicated) if replicated else 0.0
+        scale = float(np.var(stats["mean"])) or 1.0  # normalize_y: alpha is in units of the means' variance
         kernel = (ConstantKernel(1.0, (1e-3, 1e3)) * Matern(1.0, (0.05, 20.0), nu=2.5)
                   + WhiteKernel(0.1, (1e-6, 1e1)))
-        self.gp_ = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=1,
-                                            random_state=self.random_state)
+        self.gp_ = GaussianProcessRegressor(kernel, alpha=within / stats["count"].to_numpy() / scale + 1e-10,
+                                            normalize_y=True, random_state=self.random_state)
+        conditions = pd.DataFrame(list(stats.index), columns=self.factors_, dtype=object)
         with warnings.catch_warnings():  # a bound reached is an answer here (e.g. no noise), not a fault
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.gp_.fit(self._encode(X), y)
+            self.gp_.fit(self._encode(conditions), stats["mean"].to_numpy())
         self.noise_ = float(self.gp_.kernel_.k2.noise_level) * float(self.gp_._y_train_std) ** 2
         return self
 

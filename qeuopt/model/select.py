@@ -38,11 +38,15 @@ def condition_keys(X: pd.DataFrame) -> list[tuple]:
 
 
 class ConditionMeans(RegressorMixin, BaseEstimator):
-    """No model: the observed mean of an observed condition, the grand mean otherwise.
+    """No model: what was observed. An observed condition scores its mean, shrunk towards
+    the grand mean by ``tau^2 / (tau^2 + noise^2 / n)`` when replicates measure the noise
+    (empirical Bayes: a mean of one noisy image says little when conditions differ
+    little); an unobserved condition scores the grand mean. Without replicates the noise
+    is unknown and the raw means are kept (a common shrinkage would not change the order).
 
     ``predict_std``: an observed condition's standard error (the pooled spread of single
-    observations over the square root of its count); an unobserved one's spread of the
-    condition means (what a new condition may score)."""
+    observations, or the overall sd without replicates, over the square root of its
+    count); an unobserved one's spread of the condition means."""
 
     def fit(self, X: pd.DataFrame, y) -> "ConditionMeans":
         y = np.asarray(y, dtype=float).ravel()
@@ -56,6 +60,11 @@ class ConditionMeans(RegressorMixin, BaseEstimator):
         replicated = int(len(y) - len(stats))
         # without replicates the single-observation noise is unknown: the overall sd bounds it
         self.noise_sd_ = float(np.sqrt((within ** 2).sum() / replicated)) if replicated else float(np.std(y))
+        if replicated:
+            noise = self.noise_sd_ ** 2 / stats["count"]
+            tau2 = max(float(np.var(stats["mean"])) - float(noise.mean()), 1e-12)
+            shrunk = self.grand_mean_ + (stats["mean"] - self.grand_mean_) * tau2 / (tau2 + noise)
+            self.means_ = dict(zip(stats.index, shrunk))
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
