@@ -75,9 +75,13 @@ def test_level_gp_learns_an_interaction_the_additive_model_cannot():
 
 
 def test_condition_means_and_contract():
+    query = pd.DataFrame({"a": ["x", "y", "z"]})
+    raw = ConditionMeans().fit(pd.DataFrame({"a": ["x", "y"]}, dtype=object), [2.0, 5.0])
+    assert raw.predict(query).tolist() == [2.0, 5.0, 3.5]  # no replicates: what was observed
     X = pd.DataFrame({"a": ["x", "x", "y"]}, dtype=object)
     means = ConditionMeans().fit(X, [1.0, 3.0, 5.0])
-    assert means.predict(pd.DataFrame({"a": ["x", "y", "z"]})).tolist() == [2.0, 5.0, 3.0]
+    # replicates measure the noise (variance 2): tau^2 = var(means) 2.25 - mean noise 1.5 = 0.75
+    assert means.predict(query) == pytest.approx([3 - 0.75 / 1.75, 3 + 2 * 0.75 / 2.75, 3.0])
     selector = ModelSelector(n_splits=3)
     assert clone(selector).get_params()["n_splits"] == 3
     with pytest.raises(ModelNotFittedError):
