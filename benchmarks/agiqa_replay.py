@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from families import TableWorld
 
 DATA = Path(os.environ.get("QEUOPT_AGIQA", Path(__file__).resolve().parents[1] / "../shared/data/agiqa3k/data.csv"))

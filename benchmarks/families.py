@@ -22,7 +22,8 @@ qeuopt default was chosen by looking at results on these families). Every world 
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 

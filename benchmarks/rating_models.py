@@ -32,18 +32,18 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.base import BaseEstimator, RegressorMixin  # noqa: E402
-from sklearn.linear_model import Ridge  # noqa: E402
-from sklearn.model_selection import GroupKFold, KFold  # noqa: E402
-from sklearn.preprocessing import OneHotEncoder  # noqa: E402
+import numpy as np
+import pandas as pd
+from agiqa_replay import load_images
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GroupKFold, KFold
+from sklearn.preprocessing import OneHotEncoder
 
-from agiqa_replay import load_images  # noqa: E402
-from qeuopt.model import PairFactorization, TMethodRegressor  # noqa: E402
-from qeuopt.model.levelgp import LevelGP  # noqa: E402
-from qeuopt.model.select import ModelSelector  # noqa: E402
-from qeuopt.model.setting import SettingModel  # noqa: E402
+from qeuopt.model import PairFactorization, TMethodRegressor
+from qeuopt.model.levelgp import LevelGP
+from qeuopt.model.select import ModelSelector
+from qeuopt.model.setting import SettingModel
 
 
 class OneHot(RegressorMixin, BaseEstimator):

@@ -33,11 +33,11 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from families import make_world
 
-from families import make_world  # noqa: E402
-from qeuopt.optimizer import SAMPLERS, optimize  # noqa: E402
+from qeuopt.optimizer import SAMPLERS, optimize
 
 FAMILIES = "own,fullrank,numeric,plateau,agiqa,agiqa-sd15"
 OPTUNA = ("tpe", "gp", "random")
@@ -74,8 +74,9 @@ def family_report(frame: pd.DataFrame, family: str, budgets: list[int]) -> list[
     data = frame[frame["family"] == family]
     blind = float(np.median([_blind(make_world(family, i)) for i in sorted(data["instance"].unique())]))
     median = data.groupby(["strategy", "budget"])["regret"].median().unstack("budget")
-    lines = [f"### {family}{' (the model’s own family)' if family == 'own' else ''}: "
-             f"{data['instance'].nunique()} instances, blind pick regret {blind:.3f}", "",
+    title = (f"### {family}{' (the model’s own family)' if family == 'own' else ''}: "
+             f"{data['instance'].nunique()} instances, blind pick regret {blind:.3f}")
+    lines = [title, "",
              "| strategy | " + " | ".join(f"{b}" for b in budgets) + " | s/run |",
              "|---|" + "---:|" * (len(budgets) + 1)]
     seconds = data.groupby("strategy")["seconds"].mean()

@@ -46,7 +46,7 @@ class LevelGP(RegressorMixin, BaseEstimator):
         self.levels = levels
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y) -> "LevelGP":
+    def fit(self, X: pd.DataFrame, y) -> LevelGP:
         if not isinstance(X, pd.DataFrame) or X.shape[1] == 0:
             raise ValueError(f"`X`: a pandas DataFrame with one column per factor is needed; "
                              f"given {type(X).__name__}")

@@ -48,7 +48,7 @@ class ConditionMeans(RegressorMixin, BaseEstimator):
     observations, or the overall sd without replicates, over the square root of its
     count); an unobserved one's spread of the condition means."""
 
-    def fit(self, X: pd.DataFrame, y) -> "ConditionMeans":
+    def fit(self, X: pd.DataFrame, y) -> ConditionMeans:
         y = np.asarray(y, dtype=float).ravel()
         frame = pd.DataFrame({"key": condition_keys(X), "y": y})
         stats = frame.groupby("key", sort=False)["y"].agg(["mean", "count"])
@@ -121,7 +121,7 @@ class ModelSelector(RegressorMixin, BaseEstimator):
             raise ValueError(f"`candidates`: names among {list(CANDIDATES)} are allowed; given {self.candidates!r}")
         return names
 
-    def fit(self, X: pd.DataFrame, y) -> "ModelSelector":
+    def fit(self, X: pd.DataFrame, y) -> ModelSelector:
         names = self._check_candidates()
         if not isinstance(X, pd.DataFrame) or X.shape[1] == 0:
             raise ValueError(f"`X`: a pandas DataFrame with one column per factor is needed; "
