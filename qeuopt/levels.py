@@ -7,6 +7,8 @@ different levels (TOML, Optuna's storage and pandas would each blur them differe
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from qeuopt.errors import InputError
@@ -45,7 +47,15 @@ def find_level(name: str, levels: Sequence[Any], value: Any) -> Any:
     for level in levels:
         if same_level(level, value):
             return level
+    for level in levels:  # a number suggested on a step grid may come back a hair off
+        if _is_number(level) and _is_number(value) and math.isclose(level, plain(value), rel_tol=1e-9):
+            return level
     raise InputError(f"`{name}`: allowed levels {list(levels)}; given {plain(value)!r}")
+
+
+def _is_number(value: Any) -> bool:
+    value = plain(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def plain(value: Any) -> Any:

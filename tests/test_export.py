@@ -165,13 +165,15 @@ def test_cli_recommend_and_export_every_format(folder, capsys):
     assert main(["recommend", str(folder / "unit.toml"), "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert f"{name}: top 3 settings by predicted clip_mean" in out and "observed_mean" in out
+    assert "model: " in out and "90% interval" in out and "support k: each level" in out
 
     assert main(["export", str(folder / "unit.toml"), "--format", "a1111", "--top", "3"]) == 0
     header, *lines = capsys.readouterr().out.splitlines()
     assert header.startswith("# A1111 1.9+") and "kept once" in header  # txt2img: strength makes no new line
     assert 1 <= len(lines) < 3 and len(set(lines)) == len(lines)
     assert all(a1111_cmdargs(line)["steps"] == "4" for line in lines)
-    assert main(["export", str(folder / "unit.toml"), "--format", "json", "--top", "4", "-o", "top.json"]) == 0
+    assert main(["export", str(folder / "unit.toml"), "--format", "json", "--top", "4", "-o", "top.json",
+                 "--pure"]) == 0  # pure ranking: the default list is diverse over the artist pair
     settings = json.loads((folder / "top.json").read_text())["settings"]
     assert [s["rank"] for s in settings] == [1, 2, 3, 4]
     assert settings == sorted(settings, key=lambda s: -s["predicted"])

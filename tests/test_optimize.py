@@ -64,7 +64,7 @@ def test_full_runs_every_combination_once_and_auto_runs_rounds():
     assert result.strategy == "full" and len(result.history) == 6
     assert result.history[["a", "b"]].drop_duplicates().shape[0] == 6
     assert result.recommended == {"a": "y", "b": 3}
-    assert optimize(small, value, budget=10).strategy == "oa"  # measured better, see optimize.py
+    assert optimize(small, value, budget=10).strategy == "auto"
 
 
 def test_samplers_recommend_the_best_evaluated_unless_asked_for_the_model():
@@ -175,3 +175,38 @@ def test_qeuopt_optimize_is_the_public_function():
 
     result = qeuopt.optimize(FACTORS, additive, budget=4, strategy="random")
     assert len(result.history) == 4
+
+
+def test_auto_starts_with_a_main_effects_design_then_adds_rounds_and_says_which_model():
+    from qeuopt.run.adaptive import first_round_size
+
+    result = optimize(FACTORS, additive, budget=24, seed=4)
+    first = result.history[result.history["round"] == 1]
+    assert first_round_size(FACTORS, 24) == 9 and len(first) == 9  # 1 + 4 x 2 effects
+    for name in FACTORS:  # an L9: every level three times
+        assert first[name].value_counts().tolist() == [3, 3, 3]
+    assert result.strategy == "auto" and result.history["round"].max() >= 3 and len(result.history) == 24
+    assert result.model.chosen_ in ("additive", "pair", "gp") and "cross-validated" in result.model.reason_
+    assert additive(result.recommended) == pytest.approx(additive(BEST))
+
+
+def test_evenly_spaced_numbers_are_suggested_as_numbers():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from qeuopt.run.adaptive import numeric_step
+
+    assert numeric_step([0.35, 0.45, 0.55, 0.65, 0.75]) == 0.1 and numeric_step([20, 30, 40]) == 10
+    assert numeric_step([1, 2, 4]) is None and numeric_step(["a", "b", "c"]) is None and numeric_step([1, 2]) is None
+    result = optimize(FACTORS, additive, budget=12, strategy="gp", seed=2)
+    distributions = result.study.trials[-1].distributions
+    assert isinstance(distributions["strength"], FloatDistribution) and distributions["strength"].step == 0.2
+    assert isinstance(distributions["steps"], IntDistribution)
+    assert isinstance(distributions["style"], CategoricalDistribution)
+
+
+def test_a_model_that_does_not_predict_is_not_used_to_recommend():
+    noise = np.random.default_rng(0).normal(size=200)
+    calls = iter(noise)
+    result = optimize(FACTORS, lambda c: float(next(calls)), budget=30, strategy="random", seed=1, recommend="model")
+    assert result.model.chosen_ == "mean" and "best observed" in result.model.reason_
+    assert result.recommended == result.best_observed

@@ -6,7 +6,7 @@ from sklearn.base import clone
 from qeuopt.design.assign import assign
 from qeuopt.errors import NotFittedError
 from qeuopt.levels import full_grid as candidate_settings
-from qeuopt.recommend.rank import SettingModel, rank
+from qeuopt.recommend.rank import SettingModel, condition_support, rank
 from qeuopt.testing.synthetic import make_problem
 
 L18_LEVELS = dict(n_artists=3, strength=(0.35, 0.55, 0.75), guidance=(5.0, 8.0, 11.0),
@@ -85,10 +85,12 @@ def test_rank_columns_exact_levels_and_observed_stats():
     levels = {"style": ["a", "b"], "strength": [0.35, 0.75], "steps": [20, 30]}
     data = pd.DataFrame({"style": ["a", "a", "b"], "strength": [0.35, 0.35, 0.75],
                          "steps": [20, 20, 30], "score": [1.0, 3.0, 0.5]})
-    table = rank(levels, data, "score", top=8)
-    assert list(table.columns) == ["style", "strength", "steps", "predicted", "support",
+    table = rank(levels, data, "score", top=8, diverse=False)
+    assert list(table.columns) == ["style", "strength", "steps", "predicted", "lower", "upper", "support",
                                    "observed", "observed_mean", "n_observed"]
     assert len(table) == 8 and table["predicted"].is_monotonic_decreasing
+    assert (table["lower"] <= table["predicted"]).all() and (table["predicted"] <= table["upper"]).all()
+    assert table.attrs["model"] == "mean"  # two conditions: too few to check any model
     assert {type(v) for v in table["strength"]} == {float} and {type(v) for v in table["steps"]} == {int}
     tried = table[(table["style"] == "a") & (table["strength"] == 0.35) & (table["steps"] == 20)].iloc[0]
     assert tried["observed"] and tried["n_observed"] == 2 and tried["observed_mean"] == 2.0
@@ -132,3 +134,47 @@ def test_rank_rejects_levels_outside_the_declared_ones():
     data = pd.DataFrame({"a": ["x", "w"], "y": [1.0, 2.0]})
     with pytest.raises(ValueError, match=r"`observations.a`.*allowed levels \['x', 'z'\]"):
         rank({"a": ["x", "z"]}, data, "y")
+
+
+def _pair_study(pair_size: float, seed: int = 0):
+    """A 4 x 4 artist full factorial x 2 strengths, with an additive part and a pair term."""
+    rng = np.random.default_rng(seed)
+    a_levels, b_levels = [f"a{i}" for i in range(4)], [f"b{i}" for i in range(4)]
+    levels = {"style_a": a_levels, "style_b": b_levels, "strength": [0.4, 0.6]}
+    bias_a, bias_b = rng.normal(0, 0.3, 4), rng.normal(0, 0.3, 4)
+    pair = pair_size * rng.normal(0, 1, (4, 4))
+    rows = [{"style_a": a, "style_b": b, "strength": s} for a in a_levels for b in b_levels for s in (0.4, 0.6)]
+    truth = {(r["style_a"], r["style_b"]): bias_a[a_levels.index(r["style_a"])]
+             + bias_b[b_levels.index(r["style_b"])] + pair[a_levels.index(r["style_a"]), b_levels.index(r["style_b"])]
+             for r in rows}
+    y = [truth[(r["style_a"], r["style_b"])] + 0.05 * rng.standard_normal() for r in rows]
+    return levels, _frame(rows, y), truth
+
+
+def test_a_strong_pair_interaction_is_chosen_and_ranks_the_observed_best_pair_first():
+    levels, data, truth = _pair_study(pair_size=1.0)
+    table = rank(levels, data, "y", top=5)
+    assert table.attrs["model"] in ("pair", "gp") and "cross-validated RMSE" in table.attrs["reason"]
+    assert (table.loc[0, "style_a"], table.loc[0, "style_b"]) == max(truth, key=truth.get)
+
+
+def test_top_five_names_distinct_pairs_unless_pure_ranking_is_asked():
+    levels, data, _ = _pair_study(pair_size=0.0)
+    diverse = rank(levels, data, "y", top=5)
+    assert diverse[["style_a", "style_b"]].drop_duplicates().shape[0] == 5
+    assert diverse["support"].tolist() == [8] * 5  # an artist: 4 partners x 2 strengths; a strength: 16
+    pure = rank(levels, data, "y", top=5, diverse=False)
+    assert pure["predicted"].is_monotonic_decreasing
+    assert pure[["style_a", "style_b"]].drop_duplicates().shape[0] < 5  # strength doubles each pair
+
+
+def test_forced_pair_is_used_and_says_so():
+    levels, data, _ = _pair_study(pair_size=0.0)
+    table = rank(levels, data, "y", top=3, pair=("style_a", "style_b"))
+    assert table.attrs["model"] == "pair" and "as asked" in table.attrs["reason"]
+
+
+def test_condition_support_counts_distinct_conditions_per_level():
+    observed = pd.DataFrame({"a": ["x", "x", "x", "y"], "b": [1, 1, 2, 2]})  # (x, 1) twice: one condition
+    settings = pd.DataFrame({"a": ["x", "y", "new"], "b": [2, 1, 2]})
+    assert condition_support(observed, settings).tolist() == [2, 1, 0]

@@ -12,6 +12,12 @@ RESPONSE_HELP = ("clip (= clip_mean), rating, combined, preference (pairwise cho
                  "default: the study's design.objective")
 
 
+SUPPORT_TEXT = ("support k: each level of the setting was in at least k observed conditions; 0 means some "
+                "level was never tried, so its prediction rests on the model alone. The interval is for the "
+                "setting's mean score under the chosen model (narrow intervals with a poor model's error are "
+                "too narrow).")
+
+
 def _study(path: str):
     from qeuopt.run.study import Study
 
@@ -59,12 +65,16 @@ def cmd_recommend(args) -> int:
     from qeuopt.recommend.export import ranked_settings
 
     study = _study(args.study)
-    ranked, response = ranked_settings(study, args.response, args.top, args.pair)
-    columns = ["rank", *study.spec.space.names, "predicted", "support", "observed", "observed_mean"]
-    rows = [{"rank": k, **{c: number(r[c]) if c in ("predicted", "observed_mean") else r.get(c) for c in columns[1:]}}
-            for k, r in enumerate(ranked.to_dict("records"), start=1)]
-    print(f"{study.name}: top {len(rows)} settings by predicted {response} (observed = generated in the study)")
+    ranked, response = ranked_settings(study, args.response, args.top, args.pair, diverse=not args.pure)
+    columns = ["rank", *study.spec.space.names, "predicted", "90% interval", "support", "observed", "observed_mean"]
+    rows = [{"rank": k, **{c: r.get(c) for c in columns[1:]}, "predicted": number(r["predicted"]),
+             "90% interval": f"{number(r['lower'], 3)} to {number(r['upper'], 3)}",
+             "observed_mean": number(r["observed_mean"])} for k, r in enumerate(ranked.to_dict("records"), start=1)]
+    order = "by prediction" if args.pure else f"one row per {' x '.join(ranked.attrs['diverse_by'])} first"
+    print(f"{study.name}: top {len(rows)} settings by predicted {response}, {order} (observed = generated in the study)")
+    print(f"model: {ranked.attrs['model']}: {ranked.attrs['reason']}")
     print(table(rows, columns))
+    print(SUPPORT_TEXT)
     return 0
 
 
@@ -74,7 +84,7 @@ def cmd_export(args) -> int:
     study = _study(args.study)
     result = export_settings(study, args.format, args.output, top=args.top, response=args.response,
                              pair=args.pair, seeds=args.seeds, denoising_strength=args.with_denoising_strength,
-                             a1111_version=args.a1111_version)
+                             a1111_version=args.a1111_version, diverse=not args.pure)
     if args.format == "a1111":
         print("note: A1111's prompts-from-file script cannot take img2img strength, schedule type (1.9+) or noise "
               "source per line: there is one file per strength and schedule type, and each file's first line "
@@ -110,7 +120,10 @@ def _ranking_options(parser) -> None:
     parser.add_argument("--response", help=RESPONSE_HELP)
     parser.add_argument("--top", type=_positive, default=20, help="how many settings (default 20)")
     parser.add_argument("--pair", type=_pair, default="auto",
-                        help="the artist-slot factors modelled as a pair: auto, none, or A,B (default auto)")
+                        help="the artist-slot factors modelled as a pair: auto (used when cross-validation "
+                             "says it predicts better), none, or A,B (forced) (default auto)")
+    parser.add_argument("--pure", action="store_true", help="rank purely by prediction (default: each "
+                        "artist pair once first, so the list is not one pair with other settings varied)")
 
 
 def add_analysis_commands(commands) -> None:

@@ -195,6 +195,14 @@ class SettingModel(RegressorMixin, BaseEstimator):
             self._effect_vector(), self.effects_cov_, size=n_draws, method="cholesky")
         return self.intercept_ + draws @ self._design(self._codes(X)).T + self._pair_part(X)[None, :]
 
+    def predict_std(self, X: pd.DataFrame) -> np.ndarray:
+        """Posterior sd of each condition's predicted mean score from the main effects'
+        uncertainty (``effects_cov_``); the pair term counts as known, so with a pair
+        term this is a lower bound."""
+        require_fitted(self, "intercept_")
+        design = self._design(self._codes(self._check_predict_input(X)))
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", design, self.effects_cov_, design), 0.0))
+
     def _effect_vector(self) -> np.ndarray:
         return np.concatenate([list(self.effects_[f].values()) for f in self.factors_])
 

@@ -31,7 +31,7 @@ from qeuopt.generate.prompts_file import group_rows, job_line, model_scheduler, 
 from qeuopt.levels import find_level, plain
 
 FORMATS = ("csv", "json", "a1111", "study")
-RANK_COLUMNS = ("predicted", "support", "observed", "observed_mean", "n_observed")
+RANK_COLUMNS = ("predicted", "lower", "upper", "support", "observed", "observed_mean", "n_observed")
 
 
 def sampler_name(scheduler: str) -> str:
@@ -106,14 +106,15 @@ def write_a1111(rows: Iterable[Mapping[str, Any]], out: TextIO, denoising_streng
 
 
 # ------------------------------------------------------------------------------ top level
-def ranked_settings(study, response: str | None = None, top: int = 20, pair: Any = "auto"):
+def ranked_settings(study, response: str | None = None, top: int = 20, pair: Any = "auto", diverse: bool = True):
     """:func:`qeuopt.recommend.rank.rank` over the study's observations (replicate rows per image
-    where the response has them), for its factors and levels."""
-    ranked, response, _ = _rank_study(study, response, top, pair)
+    where the response has them), for its factors and levels; ``.attrs`` says which model
+    was chosen and why."""
+    ranked, response, _ = _rank_study(study, response, top, pair, diverse)
     return ranked, response
 
 
-def _rank_study(study, response, top, pair):
+def _rank_study(study, response, top, pair, diverse=True):
     """:func:`ranked_settings` and the study's condition table it was read from."""
     from qeuopt.analysis.observations import (
         condition_table,
@@ -129,19 +130,21 @@ def _rank_study(study, response, top, pair):
     frame = study_observations(study, response, "auto", conditions=conditions)
     names = study.spec.space.names
     frame = frame.dropna(subset=[response])[names + [response]].reset_index(drop=True)
-    return rank(study.spec.space.levels(), frame, response, top=top, pair=pair), response, conditions
+    ranked = rank(study.spec.space.levels(), frame, response, top=top, pair=pair, diverse=diverse)
+    return ranked, response, conditions
 
 
 def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, top: int = 20,
                     response: str | None = None, pair: Any = "auto", seeds: int = 1,
-                    denoising_strength: bool = False, a1111_version: str = "1.9") -> str | Path | list[Path]:
+                    denoising_strength: bool = False, a1111_version: str = "1.9",
+                    diverse: bool = True) -> str | Path | list[Path]:
     """Rank, then write ``fmt``: to ``out`` (a stream or a path), else return the text.
     The ``study`` format always writes a file (default ``<study>_top<N>.toml`` beside it).
     ``a1111`` to a path writes one file per strength and schedule type when the settings
     need several (``<stem>_<tag><suffix>``) and returns their paths."""
     if fmt not in FORMATS:
         raise InputError(f"`format`: allowed: {', '.join(FORMATS)}; given {fmt!r}")
-    ranked, response, conditions = _rank_study(study, response, top, pair)
+    ranked, response, conditions = _rank_study(study, response, top, pair, diverse)
     rows = setting_rows(study.spec, ranked)
     if fmt == "study":
         return _export_study(study, rows, out, top, seeds, conditions["base_seed"].max())

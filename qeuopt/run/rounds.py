@@ -9,17 +9,22 @@ engine can persist and resume it):
   column exchange). Each later round fits :class:`~qeuopt.model.setting.SettingModel` to
   everything so far and runs the settings that win under posterior draws of its effects
   (Thompson sampling). Rows go in with ``enqueue_trial``.
-- ``"tpe"``, ``"gp"``, ``"random"``: Optuna's samplers on categorical suggestions.
+- ``"tpe"``, ``"gp"``, ``"random"``: Optuna's samplers; numeric factors with evenly
+  spaced levels are suggested as numbers (their order and spacing visible), others as
+  categories.
 - ``"full"``: every combination once (the budget must cover the grid; any rest is unused).
-- ``"auto"``: the strategy measured best, today ``"oa"`` at every budget. Even when the
-  budget covers the grid, rounds beat one pass over it: on 150 noisy 81-setting problems
-  the mean regret with 81 evaluations was 0.043 (oa) vs 0.065 (full), with 162
-  evaluations 0.015 (oa) vs 0.019 (full, then Thompson rounds).
+- ``"auto"`` (default): a balanced design, then rounds chosen by the evidence: Thompson
+  draws of a model only while cross-validation says it predicts, and Optuna's GP sampler
+  (expected improvement, an explicit exploration term) for the rest; see
+  :mod:`qeuopt.run.adaptive`. Its results on families the model was not built for are in
+  ``benchmarks/worlds.py``.
 
 ``recommended`` is what the toolkit would tell the user to use: for ``oa``, ``full`` and
-``auto`` the setting with the best predicted score (possibly never evaluated); for the
-samplers the best evaluated setting, as Optuna reports it. ``recommend="model"`` or
-``"best"`` overrides that choice.
+``auto`` the best prediction of the model chosen by cross-validation
+(:class:`~qeuopt.model.select.ModelSelector`; possibly never evaluated), or the best
+evaluated setting when no model predicted held-out conditions better than their mean;
+for the samplers the best evaluated setting. ``recommend="model"`` or ``"best"``
+overrides that choice.
 """
 
 from __future__ import annotations
@@ -53,7 +58,9 @@ class OptimizeResult:
     ``history``: one row per evaluation: ``trial``, ``round``, factor columns, ``value``.
     ``best_observed``: the evaluated condition with the best mean value.
     ``predicted``: the model's predicted value of ``recommended`` (NaN when not modelled).
-    ``strategy``: the strategy that ran (``auto`` resolved). ``study``: the Optuna study.
+    ``strategy``: the strategy that ran. ``study``: the Optuna study.
+    ``model``: the fitted :class:`~qeuopt.model.select.ModelSelector` behind
+    ``recommended`` (``chosen_``, ``reason_``, ``cv_rmse_``), None when not modelled.
     """
 
     recommended: dict[str, Any]
@@ -62,6 +69,7 @@ class OptimizeResult:
     predicted: float
     strategy: str
     study: Any
+    model: Any = None
 
 
 def optimize(factors: Mapping[str, Sequence], evaluate: Callable[[dict], float], *, budget: int,
@@ -78,19 +86,25 @@ def optimize(factors: Mapping[str, Sequence], evaluate: Callable[[dict], float],
     _check_choice("direction", direction, ("maximize", "minimize"))
     _check_choice("recommend", recommend, RECOMMENDERS)
     _check_budget(budget, strategy, grid)
-    resolved = "oa" if strategy == "auto" else strategy
+    resolved = strategy
     call = evaluate if with_trial else (lambda condition, trial: evaluate(condition))
-    runner = _Runner(levels, call, _open_study(resolved, seed, direction, storage, study_name),
-                     sign=1.0 if direction == "maximize" else -1.0)
+    study = _open_study(resolved, seed, direction, storage, study_name, levels, budget)
+    # "oa" and "full" keep categorical suggestions: studies stored by earlier versions resume
+    runner = _Runner(levels, call, study, sign=1.0 if direction == "maximize" else -1.0,
+                     numeric=resolved in ("auto", *SAMPLERS))
     if resolved in SAMPLERS:
         runner.sample(budget - len(runner.records))
     elif resolved == "full":
         runner.run_rows(list(grid_rows(levels)), round_number=1)
+    elif resolved == "auto":
+        from qeuopt.run.adaptive import run_adaptive
+
+        run_adaptive(runner, budget, np.random.default_rng(seed))
     else:
         _run_rounds(runner, budget, np.random.default_rng(seed))
     use_model = recommend == "model" or (recommend == "auto" and resolved not in SAMPLERS)
-    recommended, predicted = runner.model_pick(seed) if use_model else (runner.best(), math.nan)
-    return OptimizeResult(recommended, runner.history(), runner.best(), predicted, resolved, runner.study)
+    recommended, predicted, model = runner.model_pick(seed) if use_model else (runner.best(), math.nan, None)
+    return OptimizeResult(recommended, runner.history(), runner.best(), predicted, resolved, runner.study, model)
 
 
 # ---------------------------------------------------------------------------- checks
@@ -122,14 +136,17 @@ def _check_budget(budget, strategy: str, grid: int) -> None:
 
 
 # ---------------------------------------------------------------------- the study
-def _open_study(strategy: str, seed: int, direction: str, storage, study_name):
+def _open_study(strategy: str, seed: int, direction: str, storage, study_name, levels, budget: int):
     import optuna
 
+    from qeuopt.run.adaptive import first_round_size
     from qeuopt.run.queue import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # enqueued rows ignore the sampler, so designed strategies only need a cheap one
-    sampler = make_sampler(strategy if strategy in SAMPLERS else "random", seed)
+    if strategy == "auto":  # the design replaces the GP's random start-up trials
+        sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=first_round_size(levels, budget))
+    else:  # enqueued rows ignore the sampler, so designed strategies only need a cheap one
+        sampler = make_sampler(strategy if strategy in SAMPLERS else "random", seed)
     return optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
                                direction=direction, load_if_exists=study_name is not None)
 
@@ -137,8 +154,9 @@ def _open_study(strategy: str, seed: int, direction: str, storage, study_name):
 class _Runner:
     """Runs conditions through the study and keeps the records, with exact level objects."""
 
-    def __init__(self, levels: dict[str, list], evaluate, study, sign: float):
+    def __init__(self, levels: dict[str, list], evaluate, study, sign: float, numeric: bool = False):
         self.levels, self.evaluate, self.study, self.sign = levels, evaluate, study, sign
+        self.numeric = numeric
         self.records: list[dict] = [self._record(t, 0) for t in self._done_trials()]
 
     def _done_trials(self):
@@ -152,10 +170,12 @@ class _Runner:
         return {"trial": trial.number, "round": round_number, **condition, "value": float(trial.value)}
 
     def _run_one(self, round_number: int) -> None:
+        from qeuopt.run.adaptive import suggest_levels
         from qeuopt.run.queue import suggest
 
         trial = self.study.ask()
-        condition = suggest(trial, self.levels)
+        condition = (suggest_levels if self.numeric else suggest)(trial, self.levels)
+        condition = {name: find_level(name, self.levels[name], value) for name, value in condition.items()}
         try:
             value = float(self.evaluate(condition, trial))
             if not math.isfinite(value):
@@ -203,16 +223,27 @@ class _Runner:
         model = SettingModel(levels=self.levels, random_state=seed)
         return model.fit(frame[list(self.levels)], self.sign * frame["value"].to_numpy())
 
-    def model_pick(self, seed: int) -> tuple[dict[str, Any], float]:
-        """The setting with the best predicted score over the grid, and that prediction."""
+    def fit_selector(self, seed: int, candidates=None):
+        """The model chosen by cross-validation over everything evaluated so far."""
+        from qeuopt.model.select import CANDIDATES, ModelSelector
 
-        model = self.fit_model(seed)
+        frame = self.history()
+        model = ModelSelector(candidates or CANDIDATES, levels=self.levels, random_state=seed)
+        return model.fit(frame[list(self.levels)], self.sign * frame["value"].to_numpy())
+
+    def model_pick(self, seed: int) -> tuple[dict[str, Any], float, Any]:
+        """The setting with the best predicted score under the chosen model (the best
+        observed one when no model beat the mean), its prediction, and the model."""
+        model = self.fit_selector(seed)
+        if model.chosen_ == "mean":
+            best = self.best()
+            return best, self.sign * float(model.predict(pd.DataFrame([best], dtype=object))[0]), model
         candidates = full_grid(self.levels, random_state=seed)
         predicted = model.predict(candidates)
         best = int(np.argmax(predicted))
         row = candidates.iloc[best]
         return {name: find_level(name, self.levels[name], row[name]) for name in self.levels}, \
-            self.sign * float(predicted[best])
+            self.sign * float(predicted[best]), model
 
 
 def _failed():
