@@ -88,6 +88,23 @@ def test_files_killed_mid_write_are_finished_on_resume(workdir, monkeypatch):
     assert np.array_equal(np.asarray(Image.open(pngs[0])), np.asarray(expected))
 
 
+def test_slow_writer_finishes_every_condition_before_run_returns(workdir, monkeypatch):
+    import qeuopt.run.condition as condition
+
+    real = condition.write_files
+
+    def slow(job, pixels, encoders=None):
+        time.sleep(0.3)  # the writer lags the generator: close() must wait, not drop work
+        return real(job, pixels, encoders)
+
+    monkeypatch.setattr(condition, "write_files", slow)
+    study = make_study(factors={"style_a": ["a", "b"], "style_b": ["c", "d"]}, design={"kind": "full"})
+    summary = study.run(FakeGenerator(), FakeScorer(), progress=False)
+    assert summary.total == 4 and summary.timings.wait > 0  # the bounded queue held the generator
+    assert set(study.runs()["status"]) == {"FINISHED"}
+    assert len(list((workdir / "outputs" / "unit").glob("c00?/grid.png"))) == 4
+
+
 def test_overlapped_and_inline_runs_write_the_same_files(workdir):
     inline = make_study(name="inline", tracking={"overlap_logging": False})
     inline.run(FakeGenerator(), FakeScorer(), progress=False)

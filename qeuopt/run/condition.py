@@ -170,9 +170,10 @@ class ConditionRunner:
         except BaseException:
             shutil.rmtree(pending_folder(Path(job.folder)), ignore_errors=True)
             raise
-        before = self._writer.waited
-        self._writer.submit(lambda: work(self._writer.encoders))
-        stages["wait"] = self._writer.waited - before
+        writer = self._writer  # bound now: close() drops the attribute while jobs still run
+        before = writer.waited
+        writer.submit(lambda: work(writer.encoders))
+        stages["wait"] = writer.waited - before
 
     def _raise_writer_errors(self) -> None:
         if self._writer is not None:
