@@ -105,6 +105,15 @@ def test_slow_writer_finishes_every_condition_before_run_returns(workdir, monkey
     assert len(list((workdir / "outputs" / "unit").glob("c00?/grid.png"))) == 4
 
 
+def test_tracking_database_uses_write_ahead_logging(workdir):
+    import sqlite3
+
+    study = make_study()
+    study.tracker()
+    with sqlite3.connect(workdir / "mlflow.db") as db:
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
 def test_overlapped_and_inline_runs_write_the_same_files(workdir):
     inline = make_study(name="inline", tracking={"overlap_logging": False})
     inline.run(FakeGenerator(), FakeScorer(), progress=False)

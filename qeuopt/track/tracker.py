@@ -24,9 +24,10 @@ class Tracker:
     def __init__(self, uri: str, experiment: str, artifact_dir: str | Path = "mlartifacts"):
         import mlflow
 
-        from qeuopt.track.store import ensure_tracking_db
+        from qeuopt.track.store import ensure_tracking_db, write_ahead_log
 
         ensure_tracking_db(uri)
+        write_ahead_log(uri)
         self.uri = uri
         self._artifact_uris: dict[str, str] = {}  # run id -> artifact URI of the runs created here
         self.client = mlflow.MlflowClient(tracking_uri=uri)
