@@ -11,6 +11,10 @@ CLIP on the tiny model (a new prompt per condition), PNG encoding with A1111 met
 the labelled grid, MLflow runs and artifacts in SQLite, Optuna. Occupancy is the
 generator's busy time over the wall time from its first call to the end of the run
 (pending files included). Target: at least 0.95 at 2 s per grid.
+
+``own-core est.`` is seconds / (seconds + the generating thread's CPU per condition): the
+occupancy the same code reaches when that thread has a core to itself, which a shared,
+overloaded machine cannot give it. ``idle ms/cond`` is what the measured wall time left.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ class SleepingGPU:
         from PIL import Image
 
         start = time.perf_counter()
-        self.first_call = self.first_call or start
+        if self.first_call is None:
+            self.first_call, self.first_thread_cpu = start, time.thread_time()
         time.sleep(self.seconds)
         self.busy += time.perf_counter() - start
         self.rss.append(rss_mib())
@@ -87,9 +92,9 @@ def measure(seconds: float, overlap: bool, full: bool, scorer) -> dict:
         gpu = SleepingGPU(seconds)
         cpu0 = time.process_time()
         summary = study.run(gpu, scorer, progress=False)
-        end = time.perf_counter()
+        end, main_cpu = time.perf_counter(), time.thread_time() - gpu.first_thread_cpu
         wall = end - gpu.first_call
-        return {"occupancy": gpu.busy / wall, "wall": wall, "busy": gpu.busy, "n": summary.ran,
+        return {"occupancy": gpu.busy / wall, "wall": wall, "busy": gpu.busy, "n": summary.ran, "main_cpu": main_cpu,
                 "cpu": time.process_time() - cpu0, "timings": summary.timings, "rss": gpu.rss}
     finally:
         os.chdir(cwd)
@@ -111,16 +116,17 @@ def main() -> None:
 
     print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average "
           f"{os.getloadavg()[0]:.1f}; 512x512, 2x3 grid, tiny CLIP, real PNG + MLflow")
-    print(f"{'s/grid':>7} {'mode':<8} {'conds':>5} {'occupancy':>10} {'wall s':>8} {'main-thread ms/cond':>20} "
-          f"{'writer ms/cond':>15} {'waited s':>9} {'CPU s':>7}")
+    print(f"{'s/grid':>7} {'mode':<8} {'conds':>5} {'occupancy':>10} {'wall s':>8} {'idle ms/cond':>13} "
+          f"{'main CPU ms/cond':>17} {'own-core est.':>14} {'writer ms/cond':>15} {'waited s':>9} {'CPU s':>7}")
     modes = [True, False] if args.inline else [True]
     for seconds in args.seconds:
         for overlap in modes:
             r = measure(seconds, overlap, args.full, scorer)
             t, n = r["timings"], r["n"]
+            main = r["main_cpu"] / n  # the generating thread's own CPU between grids
             print(f"{seconds:>7.2f} {'overlap' if overlap else 'inline':<8} {n:>5} {r['occupancy']:>10.3f} "
-                  f"{r['wall']:>8.1f} {1000 * (r['wall'] - r['busy']) / n:>20.0f} {1000 * t.write / n:>15.0f} "
-                  f"{t.wait:>9.2f} {r['cpu']:>7.1f}")
+                  f"{r['wall']:>8.1f} {1000 * (r['wall'] - r['busy']) / n:>13.0f} {1000 * main:>17.0f} "
+                  f"{seconds / (seconds + main):>14.3f} {1000 * t.write / n:>15.0f} {t.wait:>9.2f} {r['cpu']:>7.1f}")
             if args.full:
                 rss, quarter = r["rss"], max(1, len(r["rss"]) // 4)
                 print(f"        RSS MiB at conditions 1, {quarter}, {2 * quarter}, {3 * quarter}, {len(rss)}: "
