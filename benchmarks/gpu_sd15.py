@@ -149,7 +149,7 @@ def gpu_sampler(folder: Path):
     """nvidia-smi sampling GPU utilization every 100 ms, or None without it."""
     if shutil.which("nvidia-smi") is None:
         return None
-    out = open(folder / "smi.csv", "w")
+    out = open(folder / "smi.csv", "w")  # noqa: SIM115 - nvidia-smi writes to it until terminated
     return subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
                              "-lms", "100"], stdout=out, stderr=subprocess.DEVNULL)
 

@@ -10,7 +10,8 @@ import torch
 from diffusers import StableDiffusionImg2ImgPipeline
 from PIL import Image
 
-job = json.load(open(sys.argv[1]))
+with open(sys.argv[1]) as file:
+    job = json.load(file)
 pipe = StableDiffusionImg2ImgPipeline.from_pretrained(job["model"], safety_checker=None)
 pipe.set_progress_bar_config(disable=True)
 init = Image.open(job["init_image"]).convert("RGB").resize((job["width"], job["height"]))

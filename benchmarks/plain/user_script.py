@@ -16,7 +16,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from sentence_transformers import SentenceTransformer
 
-job = json.load(open(sys.argv[1]))
+with open(sys.argv[1]) as file:
+    job = json.load(file)
 pipe = StableDiffusionImg2ImgPipeline.from_pretrained(job["model"], safety_checker=None)
 pipe.set_progress_bar_config(disable=True)
 clip = SentenceTransformer(job["clip"])

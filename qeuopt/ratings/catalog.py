@@ -76,7 +76,7 @@ class Catalog:
                 entries[entry.number] = entry
         self._entries = entries  # one assignment: readers see the old or the new, whole
 
-    def start(self) -> "Catalog":
+    def start(self) -> Catalog:
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="qeuopt-catalog", daemon=True)
