@@ -176,6 +176,17 @@ def test_speed_settings_are_validated():
     assert spec.generation.offload == "sequential" and spec.generation.threads == 3
 
 
+def test_compile_warm_up_is_timed_apart(workdir):
+    class SlowFirstGrid(FakeGenerator):
+        def generate(self, *args, **kwargs):
+            time.sleep(0.3 if not self.calls else 0.0)  # as torch.compile's first call
+            return super().generate(*args, **kwargs)
+
+    study = make_study(generation={"compile": True})
+    timings = study.run(SlowFirstGrid(), FakeScorer(), progress=False).timings
+    assert timings.warmup >= 0.3 and timings.generate < 0.3
+
+
 def test_thread_count(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert cpu_threads(GenerationSettings(threads=3), "cuda") == 3

@@ -136,7 +136,8 @@ class ConditionRunner:
         prompt, seeds = spec.prompt.render(values), seeds_for(settings)
         text = spec.scoring.text.format(**values) if spec.scoring.text else prompt
         # a compiled model compiles during its first grid: counted apart, not as generation
-        first = "warmup" if not self._warm and getattr(self.generator, "compiles", False) else "generate"
+        compiles = getattr(self.generator, "compiles", spec.generation.compile)
+        first = "warmup" if compiles and not self._warm else "generate"
         with timed(stages, first):
             images = self.generator.generate(prompt, spec.prompt.negative, settings, seeds, self.init_image)
         self._warm = True
