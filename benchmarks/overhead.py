@@ -1,113 +1,152 @@
-"""How much time qeuopt adds around the pipeline call, measured side by side in one run.
+"""Whole processes, set-up included: `qeuopt run` of a study against plain scripts.
 
-    python benchmarks/overhead.py                      # the demo study on the tiny model
-    python benchmarks/overhead.py --study S --repeat 2 # any study (a real model on a GPU)
+    python benchmarks/overhead.py                     # the demo study on the tiny model
+    python benchmarks/overhead.py --repeat 5 --threads 1
 
-(a) a notebook-style loop: a new pipeline per condition, one call per image;
-(b) a bare loop done well: one pipeline kept, one batched call per grid;
-(c) ``qeuopt run``: (b) plus PNG metadata, grid, CLIP scoring and MLflow logging.
+Each variant is a fresh ``python`` process in a fresh folder; its CPU seconds (user +
+system, from ``getrusage(RUSAGE_CHILDREN)`` around it) are what is compared. Variants
+run alternated, in a rotated order each round, and each ratio is taken within a round
+(paired), then the median and range over rounds are printed.
 
-qeuopt's own overhead is (c) minus its pipeline calls minus the CLIP forward pass; the
-target is under 50 ms per image (5% of one SD 1.5 512x512 30-step image on a modern GPU).
+- ``qeuopt``: ``python -m qeuopt run study.toml`` (generation, CLIP, PNGs with metadata,
+  labelled grid, per-image table, MLflow runs, Optuna storage);
+- ``user script``: benchmarks/plain/user_script.py, the same job as a user would script
+  it: one pipeline, batched grids, sentence-transformers CLIP, PNGs with metadata, one
+  MLflow run per condition with its PNGs;
+- ``generate only``: benchmarks/plain/generate_only.py, one pipeline, batched grids;
+- ``notebook loop``: benchmarks/plain/notebook_loop.py, one pipeline, one call per image.
+
+The plain scripts import nothing from qeuopt. Two settings of the folder: ``fresh`` (each
+process creates its databases, as a first run does: MLflow migrates its schema, qeuopt
+copies a migrated template) and ``db ready`` (mlflow.db, and qeuopt's optuna.db, made
+before the process starts, as in every later run in a folder).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PLAIN = Path(__file__).resolve().parent / "plain"
 sys.path.insert(0, str(ROOT))
+VARIANTS = ("qeuopt", "user script", "generate only", "notebook loop")
 
 
-def bare_loop(spec, rows, init_image, *, batched: bool) -> float:
-    """Seconds for a plain diffusers loop over the conditions (no saving, no scoring)."""
-    import torch
-
-    from qeuopt.generate.diffusion import DiffusionGenerator
+def write_job(spec, folder: Path) -> Path:
+    """The study's conditions as plain data for the scripts that do not import qeuopt."""
     from qeuopt.run.condition import seeds_for
+    from qeuopt.run.queue import design_rows
+    from qeuopt.testing.tiny import resolve_model
 
-    start, generator = time.perf_counter(), None
-    for values in rows:
-        if generator is None or not batched:  # the notebook reloads the model per condition
-            generator = DiffusionGenerator(spec.generation, base_dir=spec.base_dir)
-        settings, prompt = spec.settings_for(values), spec.prompt.render(values)
-        seeds = seeds_for(settings)
-        calls = [seeds] if batched else [[s] for s in seeds]
-        for chunk in calls:
-            generator.generate(prompt, spec.prompt.negative, settings, chunk, init_image)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    gen = spec.generation
+    conditions = []
+    for values in design_rows(spec):
+        settings = spec.settings_for(values)
+        conditions.append({"prompt": spec.prompt.render(values), "strength": float(settings.strength),
+                           "guidance": float(settings.guidance), "seeds": seeds_for(settings)})
+    job = {"model": resolve_model(gen.model), "clip": resolve_model(spec.scoring.clip_model),
+           "init_image": str(Path(spec.base_dir) / gen.init_image), "negative": spec.prompt.negative,
+           "steps": gen.steps, "width": gen.width, "height": gen.height, "conditions": conditions}
+    path = folder / "job.json"
+    path.write_text(json.dumps(job))
+    return path
 
 
-def qeuopt_run(spec):
-    """Wall seconds and stage timings of a real ``Study.run`` in a scratch folder."""
-    from qeuopt.run.study import Study
+def command(variant: str, study: Path, job: Path) -> list[str]:
+    if variant == "qeuopt":
+        return [sys.executable, "-m", "qeuopt", "run", str(study), "--quiet"]
+    script = {"user script": "user_script.py", "generate only": "generate_only.py",
+              "notebook loop": "notebook_loop.py"}[variant]
+    return [sys.executable, str(PLAIN / script), str(job)]
 
-    folder = tempfile.mkdtemp(prefix="qeuopt-bench-")
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        start = time.perf_counter()
-        summary = Study.from_spec(spec).run(progress=False)
-        return time.perf_counter() - start, summary.timings
-    finally:
-        os.chdir(cwd)
-        shutil.rmtree(folder, ignore_errors=True)
+
+def prepare_databases(variant: str, folder: Path, env: dict) -> None:
+    """``db ready``: the databases a variant would create on its first run, made now."""
+    code = {"qeuopt": "import mlflow, optuna; mlflow.MlflowClient('sqlite:///mlflow.db').search_experiments();"
+                      "optuna.storages.RDBStorage('sqlite:///optuna.db')",
+            "user script": "import mlflow; mlflow.MlflowClient('sqlite:///mlflow.db').search_experiments()"}
+    if variant in code:
+        subprocess.run([sys.executable, "-c", code[variant]], cwd=folder, env=env, check=True, capture_output=True)
+
+
+def cpu_seconds(cmd: list[str], folder: Path, env: dict) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def one_round(spec_file: Path, job: Path, env: dict, ready: bool, order: list[str]) -> dict[str, float]:
+    seconds = {}
+    for variant in order:
+        folder = Path(tempfile.mkdtemp(prefix="qeuopt-overhead-"))
+        try:
+            for item in spec_file.parent.iterdir():  # the study and its init image
+                if item.is_file():
+                    shutil.copy(item, folder / item.name)
+            if ready:
+                prepare_databases(variant, folder, env)
+            seconds[variant] = cpu_seconds(command(variant, folder / spec_file.name, job), folder, env)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return seconds
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def report(title: str, rounds: list[dict[str, float]]) -> None:
+    print(f"\n{title}: CPU seconds per whole process, median (min-max) of {len(rounds)} rounds")
+    for variant in VARIANTS:
+        print(f"  {variant:<16}{spread([r[variant] for r in rounds]):>24}")
+    for other in VARIANTS[1:]:
+        ratios = [r["qeuopt"] / r[other] for r in rounds]
+        print(f"  qeuopt / {other:<16} {spread(ratios)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--study", default=str(ROOT / "qeuopt" / "data" / "demo_tiny_l9.toml"))
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each variant; medians are shown")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each runs every variant once")
+    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS for every variant")
     args = parser.parse_args()
 
-    from qeuopt.run.queue import design_rows
-    from qeuopt.run.study import Study
+    from qeuopt.config.load import load_study_file
     from qeuopt.testing.tiny import resolve_model
 
-    spec = Study.from_file(args.study).spec
-    resolve_model(spec.generation.model), resolve_model(spec.scoring.clip_model)  # build tiny models first
-    rows, init_image = design_rows(spec), Study.from_spec(spec).init_image()
-    images = len(rows) * spec.generation.images_per_condition
-    bare_loop(spec, rows[:1], init_image, batched=True)  # warm caches and kernels
-
-    naive, good, ours, stages = [], [], [], []
-    for _ in range(args.repeat):
-        naive.append(bare_loop(spec, rows, init_image, batched=False))
-        good.append(bare_loop(spec, rows, init_image, batched=True))
-        wall, timings = qeuopt_run(spec)
-        ours.append(wall)
-        stages.append(timings)
-    report(spec, len(rows), images, naive, good, ours, stages)
-
-
-def report(spec, conditions, images, naive, good, ours, stages) -> None:
-    med = statistics.median
-    per_cond = lambda seconds: 1000 * seconds / conditions  # noqa: E731
-    gen, score = med(t.generate for t in stages), med(t.score for t in stages)
-    log, other = med(t.log for t in stages), med(t.other for t in stages)
-    setup = med(ours) - gen - score - log - other
-    own = med(ours) - gen - score  # everything qeuopt adds around the two model calls
-    print(f"study {spec.name}: {conditions} conditions x {spec.generation.images_per_condition} images, "
-          f"model {spec.generation.model}, median of {len(ours)} runs\n")
-    print(f"{'variant':<44}{'total s':>9}{'ms/condition':>14}")
-    for name, value in (("(a) notebook loop: reload, 1 call per image", med(naive)),
-                        ("(b) bare loop done well: batched grids", med(good)),
-                        ("(c) qeuopt run (score + MLflow + PNGs)", med(ours))):
-        print(f"{name:<44}{value:>9.2f}{per_cond(value):>14.1f}")
-    print(f"\n(c) per condition: generate {per_cond(gen):.1f} ms, CLIP {per_cond(score):.1f} ms, "
-          f"logging {per_cond(log):.1f} ms, other {per_cond(other):.1f} ms; one-time set-up {setup:.2f} s")
-    print(f"ratio (c)/(b) = {med(ours) / med(good):.2f}   ratio (a)/(c) = {med(naive) / med(ours):.2f}")
-    print(f"qeuopt overhead (c minus pipeline and CLIP calls): {1000 * own / images:.1f} ms/image "
-          f"(target < 50 ms/image); excluding one-time set-up: {1000 * (own - setup) / images:.1f} ms/image")
+    spec_file = Path(args.study).resolve()
+    spec = load_study_file(spec_file)
+    resolve_model(spec.generation.model), resolve_model(spec.scoring.clip_model)  # built before timing
+    scratch = Path(tempfile.mkdtemp(prefix="qeuopt-job-"))
+    job = write_job(spec, scratch)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    n, k = len(json.loads(job.read_text())["conditions"]), spec.generation.images_per_condition
+    print(f"study {spec.name}: {n} conditions x {k} images, model {spec.generation.model}, "
+          f"{spec.generation.width}x{spec.generation.height}, {spec.generation.steps} steps, "
+          f"OMP_NUM_THREADS={args.threads}, {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f})")
+    results = {True: [], False: []}
+    for i in range(args.repeat):
+        for ready in (False, True):
+            order = VARIANTS[i % 4:] + VARIANTS[:i % 4]  # rotated: no variant always runs first
+            results[ready].append(one_round(spec_file, job, env, ready, list(order)))
+    shutil.rmtree(scratch, ignore_errors=True)
+    report("fresh folder (first run: databases created)", results[False])
+    report("db ready (databases made before the process)", results[True])
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

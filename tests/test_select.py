@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
+from qeuopt.errors import NotFittedError
 from qeuopt.model.levelgp import LevelGP
 from qeuopt.model.select import ConditionMeans, ModelSelector
-from qeuopt.errors import NotFittedError
 
 ARTISTS_A, ARTISTS_B = [f"a{i}" for i in range(6)], [f"b{i}" for i in range(6)]
 STRENGTHS = [0.3, 0.5, 0.7]

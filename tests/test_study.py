@@ -1,3 +1,4 @@
+from pathlib import Path
 
 import pytest
 
@@ -39,10 +40,15 @@ def test_artifacts_hold_images_grid_and_table(workdir):
     tracker = study.tracker()
     run_id = study.runs()["run_id"].iloc[0]
     listed = {a.path for a in tracker.client.list_artifacts(run_id)}
-    assert {"png", "images", "grid.png", "images_table.json"} <= listed
+    assert {"png", "grid.png", "images_table.json"} <= listed
+    assert "images" in listed  # only the small headerless chart (tests/test_dashboards.py); grid.png is stored once
     images = [a.path for a in tracker.client.list_artifacts(run_id, "png")]
     assert len(images) == 2
     local = tracker.download(run_id, images[0], workdir / "dl")
+    # a local artifact store holds hard links to the output files: each image stored once
+    folder = Path(study.runs().set_index("run_id").loc[run_id, "tags.qeuopt.folder"])
+    stored = workdir / "mlartifacts" / run_id / "artifacts" / images[0]
+    assert stored.samefile(folder / Path(images[0]).name)
     params = parse_parameters(read_parameters(local))
     assert params["Seed"] in ("1234", "1235") and params["Size"] == "32x32"
     assert params["negative_prompt"] == "low quality, BW"

@@ -65,8 +65,10 @@ def cmd_run(args) -> int:
         print(f"best {value} {summary.best_value:.4f} at {summary.best_condition}")
     if summary.recommended is not None:
         print(f"recommended (the models' pick, possibly never generated): {summary.recommended}")
-    print(f"wall {wall:.1f} s: generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
-          f"other in conditions {t.other:.1f} s, set-up {wall - t.timed() - t.other:.1f} s")
+    warmup = f"compile warm-up {t.warmup:.1f} s, " if t.warmup else ""
+    print(f"wall {wall:.1f} s: {warmup}generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
+          f"waiting for the writer {t.wait:.1f} s, other in conditions {t.other:.1f} s, "
+          f"set-up {wall - t.timed() - t.other:.1f} s; files and artifacts {t.write:.1f} s beside generation")
     report = None if getattr(args, "no_report", False) or not summary.total else _report_after_run(study, args.study)
     print(next_steps(study, args.study, report))
     return 0

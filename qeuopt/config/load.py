@@ -166,6 +166,24 @@ def check_spec(spec: StudySpec) -> list[str]:
     problems += input_problems(spec)
     problems += _check_design(spec)
     problems += _check_generation(spec)
+    problems += _check_speed(spec)
+    return problems
+
+
+OFFLOADS = ("none", "model", "sequential")
+
+
+def _check_speed(spec: StudySpec) -> list[str]:
+    """The thread count and the low-VRAM offload switch."""
+    gen, problems = spec.generation, []
+    if isinstance(gen.threads, bool) or not isinstance(gen.threads, int) or gen.threads < 0:
+        problems.append(f"`generation.threads`: an integer >= 0 is allowed (0: chosen for the machine); "
+                        f"given {gen.threads!r}")
+    if gen.offload not in OFFLOADS:
+        problems.append(f"`generation.offload`: allowed: {', '.join(OFFLOADS)}; given {gen.offload!r}")
+    elif gen.offload != "none" and gen.device in ("cpu", "mps"):
+        problems.append(f"`generation.offload`: {gen.offload!r} moves weights between the CPU and a CUDA GPU; "
+                        f"the device is {gen.device!r}")
     return problems
 
 

@@ -102,6 +102,8 @@ class GenerationSettings:
     attention_slicing: bool = False
     vae_slicing: bool = False
     vae_tiling: bool = False
+    offload: str = "none"  # low VRAM: "model" (whole models to the GPU in turn) or "sequential" (layer by layer)
+    threads: int = 0  # torch's CPU threads; 0: chosen for the machine (see generate/diffusion.py)
 
     @property
     def images_per_condition(self) -> int:

@@ -6,8 +6,8 @@ here, so nothing a browser sends ever reaches the file system.
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ from qeuopt.generate.files import GRID_FILE, parse_image_name
 from qeuopt.track.schema import FACTOR_PREFIX, FOLDER_TAG, TRIAL_TAG, column
 
 REFRESH_S = 3.0  # new conditions (a steered search) appear within this many seconds
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,36 +52,60 @@ def entry_from_run(run) -> Entry | None:
 
 
 class Catalog:
-    """The study's finished conditions, re-read from MLflow at most every ``REFRESH_S``."""
+    """The study's finished conditions. Read once when made; :meth:`start` keeps it fresh
+    from a background thread every ``refresh_s``, so no request ever waits on MLflow.
+
+    Readers get the last complete snapshot (a dict swapped in whole). A refresh re-lists
+    the runs but reuses the entries it already has: only new runs touch the disk."""
 
     def __init__(self, study, refresh_s: float = REFRESH_S):
         self.study, self.refresh_s = study, refresh_s
-        self._lock = threading.Lock()
         self._entries: dict[int, Entry] = {}
-        self._read_at = float("-inf")
-        self.refresh(force=True)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refresh()
 
-    def refresh(self, force: bool = False) -> None:
-        with self._lock:
-            if not force and time.monotonic() - self._read_at < self.refresh_s:
-                return
-            runs = self.study.runs()
-            entries = (entry_from_run(row) for _, row in runs.iterrows()) if len(runs) else ()
-            self._entries = {e.number: e for e in entries if e is not None}
-            self._read_at = time.monotonic()
+    def refresh(self) -> None:
+        runs = self.study.runs()
+        if not len(runs):
+            return
+        known = {e.run_id: e for e in self._entries.values()}
+        entries = {}
+        for _, row in runs.iterrows():
+            entry = known.get(row["run_id"]) or entry_from_run(row)
+            if entry is not None:
+                entries[entry.number] = entry
+        self._entries = entries  # one assignment: readers see the old or the new, whole
+
+    def start(self) -> Catalog:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="qeuopt-catalog", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            try:
+                self.refresh()
+            except Exception:  # MLflow busy or briefly locked: keep the snapshot, try again
+                log.warning("rating catalog refresh failed; keeping the last list", exc_info=True)
 
     def entries(self) -> list[Entry]:
-        self.refresh()
-        return [self._entries[n] for n in sorted(self._entries)]
+        entries = self._entries
+        return [entries[n] for n in sorted(entries)]
 
     def get(self, number: int) -> Entry | None:
-        if number not in self._entries:
-            self.refresh()
         return self._entries.get(number)
 
     def known(self) -> dict[int, int]:
         """Condition number -> number of images: what a rating may point at."""
-        self.refresh()
         return {n: len(e.images) for n, e in self._entries.items()}
 
     def run_ids(self) -> dict[int, str]:

@@ -279,6 +279,7 @@ class RatingServer:
         return f"http://{host}:{port}/"
 
     def start(self) -> "RatingServer":
+        self.app.catalog.start()  # refreshed in the background, never inside a request
         self.app.sync.start()  # first drains what an earlier, killed server left for MLflow
         self.app.pairs.start()
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(POLL_S,), name="qeuopt-rate",
@@ -287,6 +288,7 @@ class RatingServer:
         return self
 
     def serve_forever(self) -> None:
+        self.app.catalog.start()
         self.app.sync.start()
         self.app.pairs.start()
         self.httpd.serve_forever(POLL_S)
@@ -296,3 +298,4 @@ class RatingServer:
         self.httpd.server_close()
         self.app.sync.stop()
         self.app.pairs.stop()
+        self.app.catalog.stop()

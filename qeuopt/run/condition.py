@@ -10,7 +10,6 @@ import math
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,12 @@ from typing import Any, Protocol, Sequence
 
 from qeuopt.config.spec import Condition, GenerationSettings, StudySpec
 from qeuopt.generate.files import GRID_FILE, condition_images, image_name, parse_image_name
-from qeuopt.generate.grid import format_parameters, grid_captions, labelled_grid, save_png
+from qeuopt.generate.grid import format_parameters, grid_captions, labelled_grid
+from qeuopt.run.writer import FilesJob, Writer, as_pixels, dump_pending, finish_pending, pending_folder, write_files
 from qeuopt.score.clip import summarize
 from qeuopt.track.schema import FOLDER_TAG
+
+CHART_SIDE = 256
 
 
 class Generator(Protocol):
@@ -40,13 +42,17 @@ class Scorer(Protocol):
 class Timings:
     """Seconds spent per stage, summed over the conditions run (thread-safe).
 
-    With overlapped logging, uploads run while the next condition generates, so the
-    stage sums can exceed the wall time."""
+    ``write`` (PNGs, grid, artifacts) runs on the writer thread while the next condition
+    generates, so it overlaps the others; ``wait`` is the generating thread blocked on a
+    full writer queue; ``warmup`` is a compiled model's first grid."""
 
     generate: float = 0.0
     score: float = 0.0
     log: float = 0.0
     other: float = 0.0
+    write: float = 0.0
+    wait: float = 0.0
+    warmup: float = 0.0
     conditions: int = 0
     images: int = 0
 
@@ -54,7 +60,8 @@ class Timings:
         self._lock = threading.Lock()
 
     def timed(self) -> float:
-        return self.generate + self.score + self.log
+        """Seconds of the generating thread in named stages (``write`` runs beside them)."""
+        return self.generate + self.score + self.log + self.wait + self.warmup
 
     def add(self, stages: dict[str, float], images: int, conditions: int = 1) -> None:
         with self._lock:
@@ -123,50 +130,52 @@ def scoring_text(spec: StudySpec, values, prompt: str) -> str:
 
 
 class ConditionRunner:
-    """Runs conditions of one study with a loaded generator, scorer and tracker."""
+    """Runs conditions of one study with a loaded generator, scorer and tracker.
+
+    The generating thread renders, scores and records each condition's run; its files
+    and artifacts are written on a :class:`~qeuopt.run.writer.Writer` meanwhile (unless
+    ``tracking.overlap_logging`` is off), so the GPU starts the next grid at once."""
 
     def __init__(self, spec: StudySpec, generator: Generator, scorer: Scorer, tracker, parent_run: str,
                  init_image=None):
         self.spec, self.generator, self.scorer, self.tracker = spec, generator, scorer, tracker
         self.parent_run, self.init_image = parent_run, init_image
         self.timings = Timings()
-        overlap = spec.tracking.overlap_logging
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="qeuopt-upload") if overlap else None
-        self._uploads: list = []
+        self._writer = Writer() if spec.tracking.overlap_logging else None
+        self._warm = False
 
     def run(self, condition: Condition, on_run_created=None) -> ConditionResult:
-        """Generate, save, score and record one condition.
+        """Generate, score and record one condition; its files follow on the writer.
 
-        The condition's files are on disk and its run holds params and metrics before this
-        returns; artifact uploads overlap the next condition. ``on_run_created(run_id)``
-        is called as soon as the MLflow run exists, so the Optuna trial points at it
-        even if a later step fails.
-        """
-        self._raise_writer_errors()  # an earlier upload failed: stop before generating more
+        Before this returns, the run holds params, metrics and the folder tag, and the
+        pixels are dumped raw beside the folder-to-be, so a killed process loses nothing
+        (resuming writes the files, :func:`finish_cut_off_upload`). ``on_run_created(run_id)``
+        is called as soon as the MLflow run exists, so the Optuna trial points at it even
+        if a later step fails."""
+        self._raise_writer_errors()  # an earlier condition's files failed: stop before generating more
         start, stages = time.perf_counter(), {}
         spec, values = self.spec, condition.values
         settings = spec.settings_for(values)
         prompt, seeds = spec.prompt.render(values), seeds_for(settings)
         text = scoring_text(spec, values, prompt)
-        with timed(stages, "generate"):
+        # a compiled model compiles during its first grid: counted apart, not as generation
+        compiles = getattr(self.generator, "compiles", spec.generation.compile)
+        first = "warmup" if compiles and not self._warm else "generate"
+        with timed(stages, first):
             images = self.generator.generate(prompt, spec.prompt.negative, settings, seeds, self.init_image)
-        with timed(stages, "score"):
-            scores = [float(s) for s in self.scorer.score(images, text)]
+        self._warm = True
+        pixels = as_pixels(images)
+        with timed(stages, "score"):  # a scorer that takes the pixel array skips a PIL round trip
+            batch = pixels if getattr(self.scorer, "takes_pixels", False) else images
+            scores = [float(s) for s in self.scorer.score(batch, text)]
         summary = summarize(scores)
         final = condition_folder(spec, condition.number)
-        partial = final.with_name(final.name + ".partial")
-        try:
-            grid = self._save(partial, condition, settings, prompt, seeds, images, scores)
-            shutil.rmtree(final, ignore_errors=True)  # left by an earlier attempt of this number
-            partial.rename(final)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
+        job = self._files_job(final, condition, settings, prompt, seeds, scores)
         with timed(stages, "log"):
             run_id = self._start_run(condition, settings, prompt, text, scores, summary, final, on_run_created)
-        self._upload_later(run_id, final, scores, condition.values, grid)
+        self._write(job, pixels, run_id, scores, condition.values, stages)
         stages["other"] = time.perf_counter() - start - sum(stages.values())
-        self.timings.add(stages, len(images))
+        self.timings.add(stages, len(seeds))
         return ConditionResult(condition, prompt, seeds, scores, summary, final, run_id)
 
     def link(self, trial):
@@ -185,45 +194,46 @@ class ConditionRunner:
             save_note(trial, f"MLflow run: [{run_id}]({url})")
         return created
 
-    def _upload_later(self, run_id, folder, scores, values, grid) -> None:
-        """Artifacts go up on the writer thread while the next condition generates. The
-        files are already on disk and the run stays RUNNING until they are uploaded, so
-        an interrupted upload is redone on resume (see :func:`upload_condition`)."""
-        def upload():
-            start = time.perf_counter()
-            upload_condition(self.tracker, run_id, folder, scores, values, grid)
-            self.timings.add({"log": time.perf_counter() - start}, 0, conditions=0)
+    def _write(self, job: FilesJob, pixels, run_id: str, scores, values, stages) -> None:
+        """Files, then artifacts, then the run is FINISHED: inline, or on the writer."""
+        def work(encoders=None):
+            begin = time.perf_counter()
+            folder = write_files(job, pixels, encoders)
+            upload_condition(self.tracker, run_id, folder, scores, values)
+            self.timings.add({"write": time.perf_counter() - begin}, 0, conditions=0)
 
         if self._writer is None:
-            upload()
+            work()
             return
-        self._uploads.append(self._writer.submit(upload))
+        try:
+            dump_pending(job, pixels)
+        except BaseException:
+            shutil.rmtree(pending_folder(Path(job.folder)), ignore_errors=True)
+            raise
+        writer = self._writer  # bound now: close() drops the attribute while jobs still run
+        before = writer.waited
+        writer.submit(lambda: work(writer.encoders))
+        stages["wait"] = writer.waited - before
 
     def _raise_writer_errors(self) -> None:
-        for future in [f for f in self._uploads if f.done()]:
-            self._uploads.remove(future)
-            future.result()  # re-raises an upload's exception here, in the main thread
+        if self._writer is not None:
+            self._writer.raise_errors()
 
     def close(self) -> None:
-        """Wait for every pending upload; raise the first failure."""
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
-            self._writer = None
-        self._raise_writer_errors()
+        """Wait for every pending condition's files; raise the first failure."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
-    def _save(self, partial: Path, condition, settings, prompt, seeds, images, scores=()):
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+    def _files_job(self, final: Path, condition, settings, prompt, seeds, scores) -> FilesJob:
         texts = [format_parameters(prompt, self.spec.prompt.negative,
                                    a1111_fields(settings, seed, self.generator, prompt, self.spec)) for seed in seeds]
-        for k, (image, seed) in enumerate(zip(images, seeds)):
-            save_png(image, partial / image_name(k, seed), texts[k])
         header = [f"#{condition.number}"] + [f"{k} = {v}" for k, v in condition.values.items()]
-        captions = grid_captions(seeds, scores)
-        save_png(labelled_grid(images, *settings.grid, header, captions), partial / GRID_FILE, texts[0])
-        return labelled_grid(images, *settings.grid, [], captions)  # for MLflow's image chart: no header text
+        return FilesJob(str(final), [image_name(k, seed) for k, seed in enumerate(seeds)], texts,
+                        list(settings.grid), header, grid_captions(seeds, scores))
 
     def _start_run(self, condition, settings, prompt, text, scores, summary, folder, on_run_created) -> str:
+        """The run with its params, metrics and folder tag: one create and one batch."""
         spec = self.spec
         params = {**{f"factor.{k}": v for k, v in condition.values.items()},
                   "prompt": prompt, "negative_prompt": spec.prompt.negative, "mode": settings.mode,
@@ -231,14 +241,14 @@ class ConditionRunner:
                   "seed": settings.seed, "size": f"{settings.width}x{settings.height}",
                   "scheduler": settings.scheduler, "model": spec.generation.model,
                   "prompt_syntax": spec.prompt.syntax, "scoring_text": text}
-        name = f"c{condition.number:03d} " + " | ".join(str(v) for v in condition.values.values())
-        run_id = self.tracker.condition_run(self.parent_run, spec.name, condition.number, name[:250], params)
-        if on_run_created:
-            on_run_created(run_id)
         metrics = {f"clip_{k}": v for k, v in summary.items()}
         metrics.update({f"clip_image_{k:02d}": s for k, s in enumerate(scores)})
         metrics.update(numeric_params(params))  # MLflow sorts params as text: numbers go in as metrics too
-        self.tracker.log(run_id, metrics=metrics, tags={FOLDER_TAG: str(folder.resolve())})
+        name = f"c{condition.number:03d} " + " | ".join(str(v) for v in condition.values.values())
+        run_id = self.tracker.condition_run(self.parent_run, spec.name, condition.number, name[:250], params,
+                                            metrics=metrics, tags={FOLDER_TAG: str(folder.resolve())})
+        if on_run_created:
+            on_run_created(run_id)
         return run_id
 
 
@@ -253,21 +263,23 @@ def chart_grid(folder: Path, files: Sequence[Path]):
     from PIL import Image
 
     images = [Image.open(f) for f in files]
+    for image in images:  # a chart, not the record (grid.png is that): 256 pixels a side at most
+        image.thumbnail((CHART_SIDE, CHART_SIDE))
     with Image.open(folder / GRID_FILE) as grid:
-        cols = max(1, grid.width // images[0].width)
+        cols = max(1, round(grid.width / max(Image.open(files[0]).width, 1)))
     rows = -(-len(images) // cols)
     return labelled_grid(images, rows, cols, [], [f"seed {parse_image_name(f.name)[1]}" for f in files])
 
 
-def upload_condition(tracker, run_id: str, folder: Path, scores, values, grid=None) -> None:
-    """Images, grid and per-image table of a condition, read from its folder; then the run
-    is marked FINISHED. Safe to repeat: the same artifact paths are overwritten."""
+def upload_condition(tracker, run_id: str, folder: Path, scores, values) -> None:
+    """Images, grid and per-image table of a condition, from its folder; then the run is
+    marked FINISHED. Safe to repeat: the same artifact paths are replaced."""
     import pandas as pd
 
     files = condition_images(folder)
-    if grid is None:
-        grid = chart_grid(folder, files)
-    tracker.log_images(run_id, files, grid, folder / GRID_FILE)
+    tracker.log_files(run_id, files, "png")
+    tracker.log_files(run_id, [folder / GRID_FILE])
+    tracker.log_chart(run_id, chart_grid(folder, files))  # MLflow's image chart: small, no header text
     seeds = [parse_image_name(f.name)[1] for f in files]
     table = pd.DataFrame({"image": [f.name for f in files], "seed": seeds, "clip_cosine": list(scores),
                           **{k: [v] * len(files) for k, v in values.items()}})
@@ -276,10 +288,14 @@ def upload_condition(tracker, run_id: str, folder: Path, scores, values, grid=No
 
 
 def finish_cut_off_upload(tracker, trial) -> None:
-    """A trial whose files and metrics are safe but whose uploads were cut off (its run is
-    still RUNNING) gets them redone from its folder; a finished run is left alone."""
+    """A trial whose run is still RUNNING was cut off after its metrics were recorded:
+    its folder is written from the pending dump if need be, then its artifacts are
+    uploaded and the run finished. A finished run is left alone."""
     run_id = trial.user_attrs.get("mlflow_run_id")
     run = tracker.client.get_run(run_id) if run_id else None
     if run is not None and run.info.status == "RUNNING":
-        upload_condition(tracker, run_id, Path(run.data.tags[FOLDER_TAG]),
-                         trial.user_attrs["clip_scores"], trial.params)
+        folder = Path(run.data.tags[FOLDER_TAG])
+        if not finish_pending(folder):
+            tracker.finish(run_id, "FAILED")  # neither files nor pixels survived
+            return
+        upload_condition(tracker, run_id, folder, trial.user_attrs["clip_scores"], trial.params)

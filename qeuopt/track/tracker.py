@@ -36,10 +36,12 @@ class Tracker:
     def __init__(self, uri: str, experiment: str, artifact_dir: str | Path = "mlartifacts"):
         import mlflow
 
-        from qeuopt.track.store import ensure_tracking_db
+        from qeuopt.track.store import ensure_tracking_db, write_ahead_log
 
         ensure_tracking_db(uri)
+        write_ahead_log(uri)
         self.uri = uri
+        self._artifact_uris: dict[str, str] = {}  # run id -> artifact URI of the runs created here
         self.client = mlflow.MlflowClient(tracking_uri=uri)
         self.experiment_id = self._experiment(experiment, Path(artifact_dir))
 
@@ -101,10 +103,14 @@ class Tracker:
         return len(runs)
 
     def condition_run(self, parent_id: str, study: str, trial_number: int, name: str,
-                      params: Mapping[str, Any]) -> str:
-        tags = {PARENT_TAG: parent_id, STUDY_TAG: study, ROLE_TAG: "condition", TRIAL_TAG: str(trial_number)}
+                      params: Mapping[str, Any], metrics: Mapping[str, float] = (),
+                      tags: Mapping[str, Any] = ()) -> str:
+        """A child run holding ``params``, ``metrics`` and ``tags``: one create, one batch."""
+        tags = {**dict(tags), PARENT_TAG: parent_id, STUDY_TAG: study, ROLE_TAG: "condition",
+                TRIAL_TAG: str(trial_number)}
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        self.log(run.info.run_id, params=params)
+        self._artifact_uris[run.info.run_id] = run.info.artifact_uri
+        self.log(run.info.run_id, params=params, metrics=metrics)
         return run.info.run_id
 
     def log(self, run_id: str, params: Mapping[str, Any] = (), metrics: Mapping[str, float] = (),
@@ -116,18 +122,35 @@ class Tracker:
         params = [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in dict(params).items()]
         tags = [RunTag(k, str(v)) for k, v in dict(tags).items()]
         metrics = [Metric(k, float(v), now, step) for k, v in dict(metrics).items()]
+        # one request when everything fits (params and tags 100 each, 1000 entries in all)
         for i in range(0, max(len(params), len(tags), 1), MAX_PARAMS):
-            self.client.log_batch(run_id, params=params[i:i + MAX_PARAMS], tags=tags[i:i + MAX_PARAMS])
+            batch_p, batch_t = params[i:i + MAX_PARAMS], tags[i:i + MAX_PARAMS]
+            room = MAX_METRICS - len(batch_p) - len(batch_t)
+            batch_m, metrics = metrics[:room], metrics[room:]
+            self.client.log_batch(run_id, params=batch_p, tags=batch_t, metrics=batch_m)
         for i in range(0, len(metrics), MAX_METRICS):
             self.client.log_batch(run_id, metrics=metrics[i:i + MAX_METRICS])
 
-    def log_images(self, run_id: str, image_files: Sequence[Path], grid, grid_file: Path) -> None:
-        """Image files as artifacts under ``png/`` (A1111 metadata intact) and the grid as an
-        MLflow image too (``images/`` is where MLflow keeps its image series)."""
-        for path in image_files:
-            self.client.log_artifact(run_id, str(path), artifact_path="png")
-        self.client.log_artifact(run_id, str(grid_file))
-        self.client.log_image(run_id, grid, key="grid", step=0, synchronous=True)
+    def log_files(self, run_id: str, files: Sequence[Path], artifact_path: str | None = None) -> None:
+        """Files as artifacts (PNGs keep their A1111 metadata). A local artifact store gets
+        hard links, so an image is stored once on disk however many places show it; any
+        other store (or a link refused across disks) gets a copy through MLflow."""
+        target = self._local_artifact_dir(run_id)
+        for path in files:
+            if target is None or not _link(Path(path), target / (artifact_path or "") / Path(path).name):
+                self.client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+    def log_chart(self, run_id: str, image) -> None:
+        """An image for MLflow's image chart (``images/``; MLflow stores it with a preview)."""
+        self.client.log_image(run_id, image, key="grid", step=0, synchronous=True)
+
+    def _local_artifact_dir(self, run_id: str) -> Path | None:
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        uri = self._artifact_uris.get(run_id) or self.client.get_run(run_id).info.artifact_uri
+        parsed = urlparse(uri)
+        return Path(url2pathname(parsed.path)) if parsed.scheme == "file" else None
 
     def log_table(self, run_id: str, frame, artifact_file: str) -> None:
         self.client.log_table(run_id, data=frame, artifact_file=artifact_file)
@@ -180,6 +203,7 @@ class Tracker:
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+        self._artifact_uris.pop(run_id, None)
 
     def fail_if_running(self, run_id: str) -> None:
         if self.client.get_run(run_id).info.status == "RUNNING":
@@ -205,6 +229,21 @@ def view_key(study: str) -> str:
     import re
 
     return "qeuopt-" + re.sub(r"[^A-Za-z0-9_-]", "-", study)
+
+
+def _link(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` at ``target`` (replacing it); False where links are refused."""
+    import os
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.link")
+    try:
+        temp.unlink(missing_ok=True)
+        os.link(source, temp)
+    except OSError:  # another disk, or a file system without hard links
+        return False
+    os.replace(temp, target)
+    return True
 
 
 def _escape(text: str) -> str:

@@ -1,0 +1,137 @@
+"""How busy qeuopt keeps the GPU: a stand-in GPU that is busy a fixed time per grid.
+
+    python benchmarks/occupancy.py                          # 0.5, 1, 2, 4 s per grid, L9
+    python benchmarks/occupancy.py --seconds 2 --inline     # and with overlap_logging off
+    python benchmarks/occupancy.py --seconds 0.05 --full    # 243 conditions: memory over time
+
+The generator sleeps (GIL-free, as a CUDA stream is) for ``--seconds`` per grid, then
+hands over six real 512x512 images after the float-to-uint8 conversion a diffusers
+pipeline does on the CPU. Everything else is real and runs as ``Study.run`` runs it:
+CLIP on the tiny model (a new prompt per condition), PNG encoding with A1111 metadata,
+the labelled grid, MLflow runs and artifacts in SQLite, Optuna. Occupancy is the
+generator's busy time over the wall time from its first call to the end of the run
+(pending files included). Target: at least 0.95 at 2 s per grid.
+
+``own-core est.`` is seconds / (seconds + the generating thread's CPU per condition): the
+occupancy the same code reaches when that thread has a core to itself, which a shared,
+overloaded machine cannot give it. ``idle ms/cond`` is what the measured wall time left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class SleepingGPU:
+    """A generator whose 'GPU' is busy ``seconds`` per grid; images like SD's output."""
+
+    model = "stand-in-gpu"
+
+    def __init__(self, seconds: float, size: int = 512, pool: int = 12):
+        self.seconds, self.busy, self.first_call, self.rss = seconds, 0.0, None, []
+        rng = np.random.default_rng(0)
+        # smooth colour fields plus fine grain: compresses like a photo, not like noise
+        coarse = rng.random((pool, size // 32, size // 32, 3), dtype=np.float32)
+        smooth = coarse.repeat(32, axis=1).repeat(32, axis=2)
+        self.decoded = np.clip(smooth * 0.9 + rng.random(smooth.shape, dtype=np.float32) * 0.1, 0, 1)
+
+    def generate(self, prompt, negative, settings, seeds, init_image=None):
+        from PIL import Image
+
+        start = time.perf_counter()
+        if self.first_call is None:
+            self.first_call, self.first_thread_cpu = start, time.thread_time()
+        time.sleep(self.seconds)
+        self.busy += time.perf_counter() - start
+        self.rss.append(rss_mib())
+        picks = self.decoded[[(s + len(prompt)) % len(self.decoded) for s in seeds]]
+        pixels = (picks * 255).round().astype(np.uint8)  # what the pipeline's postprocess does
+        return [Image.fromarray(p) for p in pixels]
+
+    def sampler_label(self, scheduler: str) -> str:
+        return "Euler"
+
+
+def study_data(name: str, full: bool, overlap: bool) -> dict:
+    factors = {"style_a": ["Richard Dadd", "Hokusai", "Frank Cho"],
+               "style_b": ["Rinko Kawauchi", "Todd Hido", "Claude Monet"],
+               "guidance": [6.0, 8.0, 10.0], "steps": [28, 30, 32]}
+    if full:
+        factors["strength"] = [0.35, 0.45, 0.75]
+    return {"name": name, "prompt": {"template": "portrait in the style of {style_a}, beach in the style of "
+                                                  "{style_b}, high quality", "negative": "low quality"},
+            "factors": factors, "design": {"kind": "full" if full else "L9"},
+            "generation": {"mode": "txt2img", "width": 512, "height": 512, "grid": [2, 3]},
+            "scoring": {"clip_model": "qeuopt-tiny:clip"}, "tracking": {"overlap_logging": overlap}}
+
+
+def measure(seconds: float, overlap: bool, full: bool, scorer) -> dict:
+    from qeuopt.run.study import Study
+
+    folder, cwd = tempfile.mkdtemp(prefix="qeuopt-occupancy-"), os.getcwd()
+    os.chdir(folder)
+    try:
+        data = study_data(f"occ{'full' if full else ''}", full, overlap)
+        study = Study(data.pop("name"), data.pop("prompt"), data.pop("factors"), **data)
+        gpu = SleepingGPU(seconds)
+        cpu0 = time.process_time()
+        summary = study.run(gpu, scorer, progress=False)
+        end, main_cpu = time.perf_counter(), time.thread_time() - gpu.first_thread_cpu
+        wall = end - gpu.first_call
+        return {"occupancy": gpu.busy / wall, "wall": wall, "busy": gpu.busy, "n": summary.ran, "main_cpu": main_cpu,
+                "cpu": time.process_time() - cpu0, "timings": summary.timings, "rss": gpu.rss}
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
+    parser.add_argument("--inline", action="store_true", help="also run with tracking.overlap_logging = false")
+    parser.add_argument("--full", action="store_true", help="a 3^5 full factorial (243 conditions), not an L9")
+    args = parser.parse_args()
+
+    from qeuopt.score.clip import ClipScorer
+
+    scorer = ClipScorer("qeuopt-tiny:clip")
+    scorer.score(np.zeros((1, 64, 64, 3), np.uint8), "warm-up")  # the model loads outside the timing
+    import torch
+
+    print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average "
+          f"{os.getloadavg()[0]:.1f}; 512x512, 2x3 grid, tiny CLIP, real PNG + MLflow")
+    print(f"{'s/grid':>7} {'mode':<8} {'conds':>5} {'occupancy':>10} {'wall s':>8} {'idle ms/cond':>13} "
+          f"{'main CPU ms/cond':>17} {'own-core est.':>14} {'writer ms/cond':>15} {'waited s':>9} {'CPU s':>7}")
+    modes = [True, False] if args.inline else [True]
+    for seconds in args.seconds:
+        for overlap in modes:
+            r = measure(seconds, overlap, args.full, scorer)
+            t, n = r["timings"], r["n"]
+            main = r["main_cpu"] / n  # the generating thread's own CPU between grids
+            print(f"{seconds:>7.2f} {'overlap' if overlap else 'inline':<8} {n:>5} {r['occupancy']:>10.3f} "
+                  f"{r['wall']:>8.1f} {1000 * (r['wall'] - r['busy']) / n:>13.0f} {1000 * main:>17.0f} "
+                  f"{seconds / (seconds + main):>14.3f} {1000 * t.write / n:>15.0f} {t.wait:>9.2f} {r['cpu']:>7.1f}")
+            if args.full:
+                rss, quarter = r["rss"], max(1, len(r["rss"]) // 4)
+                print(f"        RSS MiB at conditions 1, {quarter}, {2 * quarter}, {3 * quarter}, {len(rss)}: "
+                      + ", ".join(f"{rss[i]:.0f}" for i in (0, quarter - 1, 2 * quarter - 1, 3 * quarter - 1, -1)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""The overlapped condition pipeline, the background catalog and the speed settings."""
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qeuopt.config.load import build_spec
+from qeuopt.config.spec import GenerationSettings
+from qeuopt.errors import ModelLoadError, StudyError
+from qeuopt.generate.diffusion import cpu_threads, place
+from qeuopt.generate.grid import read_parameters
+from qeuopt.ratings.catalog import Catalog
+from qeuopt.run.study import Study
+from qeuopt.run.writer import Writer
+from qeuopt.testing.fake import FakeGenerator, FakeScorer
+from tests.studies import study_data
+
+
+def make_study(**changes) -> Study:
+    data = study_data(**changes)
+    return Study(data.pop("name"), data.pop("prompt"), data.pop("factors"), **data)
+
+
+def test_writer_queue_is_bounded_and_blocks_the_producer():
+    writer, gate, started = Writer(depth=2, encoders=1), threading.Event(), []
+
+    def job():
+        started.append(1)
+        gate.wait(5)
+
+    writer.submit(job)
+    writer.submit(job)
+    blocked = threading.Thread(target=writer.submit, args=(job,))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive()  # two conditions wait already: the third submit holds the generator
+    gate.set()
+    blocked.join(5)
+    writer.close()
+    assert len(started) == 3 and writer.waited > 0.2
+
+
+def test_writer_failure_surfaces_in_the_generating_thread():
+    writer = Writer(depth=1, encoders=1)
+    writer.submit(lambda: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        writer.close()
+
+
+def test_files_killed_mid_write_are_finished_on_resume(workdir, monkeypatch):
+    """The process dies after a condition's run and pixel dump exist but before its PNGs:
+    the resumed study writes the folder from the dump, uploads, and regenerates nothing."""
+    import qeuopt.run.condition as condition
+
+    real, calls = condition.write_files, []
+
+    def dies_on_third(job, pixels, encoders=None):
+        calls.append(job.folder)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if killed: nothing of this condition's folder is written
+        return real(job, pixels, encoders)
+
+    monkeypatch.setattr(condition, "write_files", dies_on_third)
+    study, first = make_study(), FakeGenerator()
+    with pytest.raises(KeyboardInterrupt):
+        study.run(first, FakeScorer(), progress=False)
+    monkeypatch.setattr(condition, "write_files", real)
+    lost = Path(calls[2])
+    assert not lost.exists() and lost.with_name(lost.name + ".pending").is_dir()
+
+    again = FakeGenerator()
+    study.run(again, FakeScorer(), progress=False)
+    runs = study.runs()
+    assert len(runs) == 9 and set(runs["status"]) == {"FINISHED"}
+    assert len(first.calls) + len(again.calls) == 9  # nothing is generated twice
+    assert lost.is_dir() and not lost.with_name(lost.name + ".pending").exists()
+    pngs = sorted(lost.glob("*_seed*.png"))
+    assert len(pngs) == 2 and "Seed: 1235" in read_parameters(pngs[1])
+    row = runs[runs["tags.qeuopt.folder"] == str(lost.resolve())].iloc[0]
+    expected = FakeGenerator._image(row["params.prompt"], study.spec.settings_for(
+        {"strength": float(row["params.strength"]), "guidance": float(row["params.guidance"])}), 1234)
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(pngs[0])), np.asarray(expected))
+
+
+def test_slow_writer_finishes_every_condition_before_run_returns(workdir, monkeypatch):
+    import qeuopt.run.condition as condition
+
+    real = condition.write_files
+
+    def slow(job, pixels, encoders=None):
+        time.sleep(0.3)  # the writer lags the generator: close() must wait, not drop work
+        return real(job, pixels, encoders)
+
+    monkeypatch.setattr(condition, "write_files", slow)
+    study = make_study(factors={"style_a": ["a", "b"], "style_b": ["c", "d"]}, design={"kind": "full"})
+    summary = study.run(FakeGenerator(), FakeScorer(), progress=False)
+    assert summary.total == 4 and summary.timings.wait > 0  # the bounded queue held the generator
+    assert set(study.runs()["status"]) == {"FINISHED"}
+    assert len(list((workdir / "outputs" / "unit").glob("c00?/grid.png"))) == 4
+
+
+def test_tracking_database_uses_write_ahead_logging(workdir):
+    import sqlite3
+
+    study = make_study()
+    study.tracker()
+    with sqlite3.connect(workdir / "mlflow.db") as db:
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_overlapped_and_inline_runs_write_the_same_files(workdir):
+    inline = make_study(name="inline", tracking={"overlap_logging": False})
+    inline.run(FakeGenerator(), FakeScorer(), progress=False)
+    overlapped = make_study(name="overlap")
+    overlapped.run(FakeGenerator(), FakeScorer(), progress=False)
+    a, b = sorted((workdir / "outputs" / "inline").rglob("*.png")), sorted((workdir / "outputs" / "overlap").rglob("*.png"))
+    assert [p.relative_to(p.parents[1]) for p in a] == [p.relative_to(p.parents[1]) for p in b] and len(a) == 27
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+
+
+class SlowStudy:
+    """A study whose MLflow listing can be made to hang, as a busy database would."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.rows, self.hang = folder, [], threading.Event()
+
+    def add(self, number: int) -> None:
+        folder = self.folder / f"c{number:03d}"
+        folder.mkdir()
+        (folder / "00_seed7.png").write_bytes(b"png")
+        self.rows.append({"run_id": f"r{number}", "status": "FINISHED", "tags.qeuopt.folder": str(folder),
+                          "tags.optuna.trial_number": str(number), "params.prompt": "p", "params.factor.a": "x"})
+
+    def runs(self):
+        if self.hang.is_set():
+            time.sleep(2.0)
+        return pd.DataFrame(self.rows)
+
+
+def test_catalog_refreshes_in_the_background_never_in_a_request(tmp_path):
+    study = SlowStudy(tmp_path)
+    study.add(0)
+    catalog = Catalog(study, refresh_s=0.05).start()
+    try:
+        study.add(1)
+        deadline = time.monotonic() + 5
+        while 1 not in catalog.known() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert catalog.known() == {0: 1, 1: 1}  # a new condition appears without any request asking
+        study.hang.set()  # every refresh now takes 2 s
+        time.sleep(0.2)
+        start = time.perf_counter()
+        for _ in range(50):
+            catalog.known(), catalog.entries(), catalog.get(1)
+        assert time.perf_counter() - start < 0.5
+    finally:
+        study.hang.clear()
+        catalog.stop()
+
+
+def test_speed_settings_are_validated():
+    with pytest.raises(StudyError) as caught:
+        build_spec(study_data(generation={"threads": -2, "offload": "gpu"}))
+    text = str(caught.value)
+    assert "`generation.threads`" in text and "-2" in text
+    assert "`generation.offload`" in text and "none, model, sequential" in text and "'gpu'" in text
+    with pytest.raises(StudyError, match="needs|CUDA"):
+        build_spec(study_data(generation={"offload": "model", "device": "cpu"}))
+    spec = build_spec(study_data(generation={"offload": "sequential", "threads": 3}))
+    assert spec.generation.offload == "sequential" and spec.generation.threads == 3
+
+
+def test_compile_warm_up_is_timed_apart(workdir):
+    class SlowFirstGrid(FakeGenerator):
+        def generate(self, *args, **kwargs):
+            time.sleep(0.3 if not self.calls else 0.0)  # as torch.compile's first call
+            return super().generate(*args, **kwargs)
+
+    study = make_study(generation={"compile": True})
+    timings = study.run(SlowFirstGrid(), FakeScorer(), progress=False).timings
+    assert timings.warmup >= 0.3 and timings.generate < 0.3
+
+
+def test_thread_count(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu_threads(GenerationSettings(threads=3), "cuda") == 3
+    assert cpu_threads(GenerationSettings(), "cuda") is None  # GPU runs keep torch's default
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert cpu_threads(GenerationSettings(), "cpu") == 3  # one core left to the writer
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_threads(GenerationSettings(), "cpu") is None  # the user's choice stands
+
+
+def test_offload_needs_cuda_and_calls_diffusers():
+    calls = []
+
+    class Pipe:
+        def to(self, device):
+            calls.append(("to", device))
+            return self
+
+        def enable_model_cpu_offload(self, device):
+            calls.append(("model", device))
+
+        def enable_sequential_cpu_offload(self, device):
+            calls.append(("sequential", device))
+
+    with pytest.raises(ModelLoadError, match="`generation.offload`"):
+        place(Pipe(), GenerationSettings(offload="model"), "cpu")
+    place(Pipe(), GenerationSettings(offload="model"), "cuda")
+    place(Pipe(), GenerationSettings(offload="sequential"), "cuda:1")
+    place(Pipe(), GenerationSettings(), "cpu")
+    assert calls == [("model", "cuda"), ("sequential", "cuda:1"), ("to", "cpu")]
+
+
+def test_clip_on_pixel_arrays_matches_the_pil_path():
+    from PIL import Image
+
+    from qeuopt.score.clip import ClipScorer
+
+    scorer = ClipScorer("qeuopt-tiny:clip")
+    rng = np.random.default_rng(1)
+    coarse = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    pixels = np.stack([np.asarray(Image.fromarray(c).resize((96, 64), Image.BICUBIC)) for c in coarse])
+    on_array = scorer.score(pixels, "a beach at night")
+    on_pil = scorer.score([Image.fromarray(p) for p in pixels], "a beach at night")
+    assert np.allclose(on_array, on_pil, atol=2e-3)
+    assert not np.allclose(on_array, on_array[0])  # the images really differ
+
+
+@pytest.mark.slow
+def test_243_conditions_keep_the_writer_queue_bounded(workdir, monkeypatch):
+    """A 3^5 full factorial: never more than the queue's depth of raw dumps on disk."""
+    import qeuopt.run.condition as condition
+
+    seen, real = [], condition.dump_pending
+
+    def counting(job, pixels):
+        path = real(job, pixels)
+        seen.append(len(list(path.parent.glob("*.pending"))))
+        return path
+
+    monkeypatch.setattr(condition, "dump_pending", counting)
+    study = make_study(name="big", factors={"style_a": ["a", "b", "c"], "style_b": ["d", "e", "f"],
+                                            "strength": [0.35, 0.45, 0.75], "guidance": [6.0, 8.0, 10.0],
+                                            "steps": [4, 5, 6]}, design={"kind": "full"})
+    assert study.run(FakeGenerator(), FakeScorer(), progress=False).total == 243
+    assert len(seen) == 243 and max(seen) <= 3  # two waiting plus the one just dumped
+    assert not list((workdir / "outputs" / "big").glob("*.pending"))
