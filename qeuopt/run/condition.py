@@ -226,11 +226,16 @@ def upload_condition(tracker, run_id: str, folder: Path, scores, values, grid=No
     tracker.finish(run_id)
 
 
-def finish_cut_off_upload(tracker, trial) -> None:
+def finish_cut_off_upload(tracker, trial) -> bool:
     """A trial whose files and metrics are safe but whose uploads were cut off (its run is
-    still RUNNING) gets them redone from its folder; a finished run is left alone."""
+    still RUNNING) gets them redone from its folder; a finished run is left alone. False
+    when the folder is not on this machine (written by a worker elsewhere)."""
     run_id = trial.user_attrs.get("mlflow_run_id")
     run = tracker.client.get_run(run_id) if run_id else None
-    if run is not None and run.info.status == "RUNNING":
-        upload_condition(tracker, run_id, Path(run.data.tags[FOLDER_TAG]),
-                         trial.user_attrs["clip_scores"], trial.params)
+    if run is None or run.info.status != "RUNNING":
+        return True
+    folder = Path(run.data.tags[FOLDER_TAG])
+    if not (folder / "grid.png").is_file():
+        return False
+    upload_condition(tracker, run_id, folder, trial.user_attrs["clip_scores"], trial.params)
+    return True

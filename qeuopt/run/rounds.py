@@ -138,7 +138,10 @@ class _Runner:
     """Runs conditions through the study and keeps the records, with exact level objects."""
 
     def __init__(self, levels: dict[str, list], evaluate, study, sign: float):
+        from qeuopt.run.loop import TrialLoop
+
         self.levels, self.evaluate, self.study, self.sign = levels, evaluate, study, sign
+        self.loop = TrialLoop(study, levels)
         self.records: list[dict] = [self._record(t, 0) for t in self._done_trials()]
 
     def _done_trials(self):
@@ -152,19 +155,15 @@ class _Runner:
         return {"trial": trial.number, "round": round_number, **condition, "value": float(trial.value)}
 
     def _run_one(self, round_number: int) -> None:
-        from qeuopt.run.queue import suggest
-
-        trial = self.study.ask()
-        condition = suggest(trial, self.levels)
-        try:
-            value = float(self.evaluate(condition, trial))
-            if not math.isfinite(value):
-                raise DesignError(f"`evaluate`: a finite number is needed; returned {value!r} for {condition}")
-        except BaseException:
-            self.study.tell(trial, state=_failed())  # a rerun with the same storage retries it
-            raise
-        frozen = self.study.tell(trial, value)
+        # claiming, telling and failing the trial is the one run loop's job (qeuopt.run.loop)
+        frozen = self.loop.next(self._checked)
         self.records.append(self._record(frozen, round_number))
+
+    def _checked(self, condition: dict, trial) -> float:
+        value = float(self.evaluate(condition, trial))
+        if not math.isfinite(value):
+            raise DesignError(f"`evaluate`: a finite number is needed; returned {value!r} for {condition}")
+        return value
 
     def sample(self, n: int, round_number: int = 1) -> None:
         for _ in range(max(n, 0)):
@@ -213,12 +212,6 @@ class _Runner:
         row = candidates.iloc[best]
         return {name: find_level(name, self.levels[name], row[name]) for name in self.levels}, \
             self.sign * float(predicted[best])
-
-
-def _failed():
-    from optuna.trial import TrialState
-
-    return TrialState.FAIL
 
 
 # ------------------------------------------------------------------------ oa rounds

@@ -1,0 +1,278 @@
+"""The one run loop: how every kind of study turns Optuna trials into conditions.
+
+Designed studies, adaptive studies, ``oa`` rounds and rating-steered studies differ in
+where a trial's setting comes from and when its value is told; the life of a trial is
+the same for all of them and is written only here:
+
+claim
+    A WAITING trial is set RUNNING in one storage transaction, which two workers on two
+    machines cannot both win. A fixed design (array, full factorial) never asks the
+    sampler, so no worker can run a condition outside the design. Other studies ask the
+    sampler under the study's lock, and only while fewer trials than the budget are
+    complete, running or waiting, counted over every worker.
+run
+    Optuna's RDB heartbeat is recorded before the claim and every interval while the
+    condition runs; the worker's host, pid and process start time go on the trial.
+record
+    The value is told: the trial is COMPLETE.
+fail
+    An error tells FAIL and calls the study's clean-up (its MLflow run, its files).
+resume
+    Under the study's lock: trials of dead workers are failed (a stale heartbeat, or at
+    once when the worker ran on this host and its process is gone), and every row of a
+    fixed design that no complete, running or waiting trial stands for is enqueued again.
+    A worker that finds the queue empty while others hold rows resumes every few seconds,
+    so the survivors run a dead worker's row in the same run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import threading
+import time
+import warnings
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+HOST, PID, STARTED = "qeuopt.host", "qeuopt.pid", "qeuopt.pid_started"
+STEERED = "qeuopt.steered"  # rating-steered trials wait for people, without a heartbeat
+POLL_S, SAY_EVERY_S = 2.0, 30.0
+
+
+@dataclass(frozen=True)
+class Held:
+    """A row another worker is running."""
+
+    number: int
+    host: str
+    pid: int | None
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"c{self.number:03d} (worker {self.host} pid {self.pid}, running for {self.seconds:.0f} s)"
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """The study after a resume: rows to claim, rows others hold, trials complete."""
+
+    open: int
+    held: tuple[Held, ...]
+    complete: int
+
+
+def this_worker() -> dict[str, Any]:
+    pid = os.getpid()
+    return {HOST: socket.gethostname(), PID: pid, STARTED: _process_started(pid)}
+
+
+def _process_started(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).create_time(), 2)
+    except psutil.Error:
+        return None
+
+
+def dead_here(trial) -> bool:
+    """The trial's worker ran on this host and its process is gone (the pid is free, or
+    now belongs to a process started at another time)."""
+    attrs = trial.user_attrs
+    if attrs.get(HOST) != socket.gethostname() or PID not in attrs or attrs.get(STEERED):
+        return False
+    started = _process_started(int(attrs[PID]))
+    return started is None or (attrs.get(STARTED) is not None and abs(started - attrs[STARTED]) > 0.05)
+
+
+def uploading_elsewhere(trial) -> bool:
+    """Another live process on this host ran the trial and may still be uploading it."""
+    attrs = trial.user_attrs
+    return (attrs.get(HOST) == socket.gethostname() and attrs.get(PID) not in (None, os.getpid())
+            and not dead_here(trial))
+
+
+class TrialLoop:
+    """Claims, runs, records, fails and resumes the trials of one Optuna study.
+
+    ``rows``: the fixed design's conditions (None: the sampler proposes). ``budget``:
+    trials over all workers (None: the caller counts). ``lock``: a callable giving the
+    study's cross-process lock. ``on_fail(frozen_trial)``: the caller's clean-up.
+    ``total``: say a line per condition run, out of this many (None: silent)."""
+
+    def __init__(self, study, levels: Mapping[str, Sequence], rows: list[dict] | None = None,
+                 budget: int | None = None, lock: Callable = nullcontext,
+                 on_fail: Callable | None = None, say: Callable[[str], None] | None = None,
+                 total: int | None = None):
+        self.study, self.levels, self.rows, self.budget = study, levels, rows, budget
+        self.lock, self.on_fail, self.total = lock, on_fail, total
+        self.say = say or (lambda text: print(f"qeuopt: {text}", file=sys.stderr, flush=True))
+        self.ran = 0
+        # Optuna's own heartbeat helpers reach the storage the same way (study._storage)
+        self.storage = study._storage
+        self.interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
+
+    # -- claim ---------------------------------------------------------------------------
+    def claim(self, beat: bool = True):
+        """The next trial to run, RUNNING and owned by this process; None when there is
+        none to take (a fixed design never asks the sampler)."""
+        import optuna
+        from optuna.trial import TrialState
+
+        for waiting in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if beat:
+                self._beat(waiting._trial_id)  # before the claim: a kill right after it leaves a stale trial
+            try:
+                if not self.storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
+                    continue  # another worker won it
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            return self._owned(optuna.Trial(self.study, waiting._trial_id), beat)
+        return None if self.rows is not None else self._ask(beat)
+
+    def _ask(self, beat: bool):
+        from optuna.trial import TrialState
+
+        with self.lock():
+            slots = len(self.study.get_trials(deepcopy=False, states=(
+                TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)))
+            if self.budget is not None and slots >= self.budget:
+                return None
+            with warnings.catch_warnings():  # Optuna warns that ask() sends no heartbeat: we send it
+                warnings.simplefilter("ignore", UserWarning)
+                trial = self.study.ask()
+            if beat:
+                self._beat(trial._trial_id)
+        return self._owned(trial, beat)
+
+    def _owned(self, trial, beat: bool):
+        if beat:
+            for key, value in this_worker().items():
+                trial.set_user_attr(key, value)
+        return trial
+
+    # -- run, record, fail ---------------------------------------------------------------
+    def execute(self, trial, work: Callable[[dict, Any], Any], tell: bool = True):
+        """``work(condition, trial)`` under a heartbeat; its value is told (``tell``) and
+        the frozen trial returned. Any error fails the trial, then propagates."""
+        from qeuopt.run.queue import suggest
+
+        try:
+            with self._beating(trial._trial_id):
+                value = work(suggest(trial, self.levels), trial)
+                result = self.study.tell(trial, value) if tell else None
+        except BaseException:
+            self.fail(trial.number)
+            raise
+        self.ran += 1
+        if result is not None and self.total:
+            self.say(f"c{trial.number:03d} done ({result.value:.4f}), {self.ran} by this worker, "
+                     f"{self.total} in the study")
+        return result
+
+    def next(self, work: Callable[[dict, Any], Any]):
+        """Claim one trial and execute it; None when there was none to claim."""
+        trial = self.claim()
+        return None if trial is None else self.execute(trial, work)
+
+    def fail(self, number: int) -> None:
+        from optuna.trial import TrialState
+
+        frozen = self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        if self.on_fail is not None:
+            self.on_fail(frozen)
+
+    def _beat(self, trial_id: int) -> None:
+        if self.interval:
+            self.storage.record_heartbeat(trial_id)
+
+    @contextmanager
+    def _beating(self, trial_id: int):
+        if not self.interval:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(self.interval):
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception:  # noqa: BLE001 - one missed beat is fine: the grace period is three
+                    continue
+
+        thread = threading.Thread(target=beat, name="qeuopt-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    # -- resume --------------------------------------------------------------------------
+    def resume(self) -> QueueState:
+        """Fail dead workers' trials and queue their rows again; see the module docstring."""
+        import optuna
+        from optuna.trial import TrialState
+
+        from qeuopt.run.queue import missing_rows
+
+        with self.lock():
+            before = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+            for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if dead_here(trial):
+                    self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            trials = self.study.get_trials(deepcopy=False)
+            failed = [t for t in trials if t.state == TrialState.FAIL and t.number not in before]
+            if self.rows is not None:
+                for row in missing_rows(trials, self.rows):
+                    self.study.enqueue_trial(row, skip_if_exists=False)
+                trials = self.study.get_trials(deepcopy=False)
+        for trial in failed:
+            self.say(f"c{trial.number:03d}: its worker ({trial.user_attrs.get(HOST)} pid "
+                     f"{trial.user_attrs.get(PID)}) died; the condition is queued again")
+            if self.on_fail is not None:
+                self.on_fail(trial)
+        return self._state(trials)
+
+    def _state(self, trials) -> QueueState:
+        from optuna.trial import TrialState
+
+        counts = {state: sum(t.state == state for t in trials) for state in TrialState}
+        open_ = counts[TrialState.WAITING]
+        if self.rows is None and self.budget is not None:
+            used = counts[TrialState.COMPLETE] + counts[TrialState.RUNNING] + counts[TrialState.WAITING]
+            open_ += max(0, self.budget - used)
+        now = time.time()
+        held = tuple(Held(t.number, t.user_attrs.get(HOST, "?"), t.user_attrs.get(PID),
+                          now - t.datetime_start.timestamp() if t.datetime_start else math.nan)
+                     for t in trials if t.state == TrialState.RUNNING and not t.user_attrs.get(STEERED))
+        return QueueState(open_, held, counts[TrialState.COMPLETE])
+
+    # -- the whole queue -----------------------------------------------------------------
+    def drain(self, work: Callable[[dict, Any], Any], wait_s: float | None = None) -> QueueState:
+        """Run trials until every row is complete (or the budget is spent). While other
+        workers hold the last rows, wait for them (a dead one's row comes back to the
+        queue and runs here), at most ``wait_s`` seconds when given."""
+        state = self.resume()
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        said = -math.inf
+        while True:
+            if self.next(work) is not None:
+                continue
+            state = self.resume()
+            if state.open:
+                continue
+            if not state.held or (deadline is not None and time.monotonic() >= deadline):
+                return state
+            if time.monotonic() - said >= SAY_EVERY_S:
+                said = time.monotonic()
+                self.say(f"waiting for {len(state.held)} condition(s) held by other workers: "
+                         + "; ".join(map(str, state.held[:5])) + (" ..." if len(state.held) > 5 else ""))
+            time.sleep(POLL_S)
