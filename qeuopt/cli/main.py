@@ -49,13 +49,31 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def _study_with_stores(args):
+    """The study file, with the stores its options (then the environment) name instead."""
     from qeuopt.run.study import Study
 
     study = Study.from_file(args.study)
+    return study.use_stores(getattr(args, "optuna_storage", None), getattr(args, "tracking_uri", None))
+
+
+def cmd_init(args) -> int:
+    from qeuopt.track.store import masked
+
+    study = _study_with_stores(args)
+    waiting = study.init()
+    tracking = study.spec.tracking
+    print(f"{study.name}: ready, {waiting} condition(s) to run; Optuna {masked(study.optuna_url)}, "
+          f"MLflow {masked(tracking.mlflow_uri)}. Start workers with `qeuopt worker {args.study}`")
+    return 0
+
+
+def cmd_run(args) -> int:
+    study = _study_with_stores(args)
     _library_progress_bars_off()
     start = time.perf_counter()
-    summary = study.run(progress=not args.quiet)
+    summary = study.run(progress=not args.quiet, wait_s=getattr(args, "wait", None),
+                        create=not getattr(args, "worker", False))
     wall = time.perf_counter() - start
     t = summary.timings
     print(f"{study.name}: {summary.ran} condition(s) generated this run, {summary.total} complete in all")
@@ -66,7 +84,23 @@ def cmd_run(args) -> int:
         print(f"recommended (the models' pick, possibly never generated): {summary.recommended}")
     print(f"wall {wall:.1f} s: generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
           f"other in conditions {t.other:.1f} s, set-up {wall - t.timed() - t.other:.1f} s")
+    if summary.unfinished:
+        print(f"qeuopt: not finished: {len(summary.unfinished)} condition(s) still held by other workers: "
+              + "; ".join(summary.unfinished) + ". Run again to wait for them", file=sys.stderr)
+        return 3
     return 0
+
+
+def _worker_options(parser, worker_flag: bool) -> None:
+    parser.add_argument("--optuna-storage", help="Optuna storage URL (default: $QEUOPT_OPTUNA_STORAGE, "
+                        "then the study file), e.g. postgresql://user:pw@host/db")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                        "then the study file), e.g. http://mlflow-host:5000")
+    if worker_flag:
+        parser.add_argument("--worker", action="store_true", help="join a study created by `qeuopt init` "
+                            "(fails if it does not exist rather than creating it)")
+    parser.add_argument("--wait", type=float, metavar="SECONDS", help="stop waiting for conditions other "
+                        "workers hold after this long (default: wait until they finish or die); exit 3 then")
 
 
 def cmd_demo(args) -> int:
@@ -93,8 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a study file (resumes: complete conditions are skipped)")
     run.add_argument("study", help="path to a study TOML file")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no line per condition")
+    _worker_options(run, worker_flag=True)
     run.set_defaults(func=cmd_run)
+
+    init = commands.add_parser("init", help="create a study's Optuna queue and MLflow experiment once, "
+                               "before starting workers on several GPUs or machines")
+    init.add_argument("study")
+    _worker_options(init, worker_flag=False)
+    init.set_defaults(func=cmd_init, wait=None)
+
+    worker = commands.add_parser("worker", help="work on a study created by `qeuopt init` (one per GPU)")
+    worker.add_argument("study")
+    worker.add_argument("--quiet", action="store_true", help="no line per condition")
+    _worker_options(worker, worker_flag=False)
+    worker.set_defaults(func=cmd_run, worker=True)
 
     demo = commands.add_parser("demo", help="run the demo study on the tiny offline model")
     demo.add_argument("--quiet", action="store_true")

@@ -65,9 +65,15 @@ class QueueState:
     complete: int
 
 
+def host_name() -> str:
+    """This machine as trials record it: ``QEUOPT_HOST`` when set (containers that share
+    a hostname must tell themselves apart: a pid means something only on its own host)."""
+    return os.environ.get("QEUOPT_HOST") or socket.gethostname()
+
+
 def this_worker() -> dict[str, Any]:
     pid = os.getpid()
-    return {HOST: socket.gethostname(), PID: pid, STARTED: _process_started(pid)}
+    return {HOST: host_name(), PID: pid, STARTED: _process_started(pid)}
 
 
 def _process_started(pid: int) -> float | None:
@@ -83,7 +89,7 @@ def dead_here(trial) -> bool:
     """The trial's worker ran on this host and its process is gone (the pid is free, or
     now belongs to a process started at another time)."""
     attrs = trial.user_attrs
-    if attrs.get(HOST) != socket.gethostname() or PID not in attrs or attrs.get(STEERED):
+    if attrs.get(HOST) != host_name() or PID not in attrs or attrs.get(STEERED):
         return False
     started = _process_started(int(attrs[PID]))
     return started is None or (attrs.get(STARTED) is not None and abs(started - attrs[STARTED]) > 0.05)
@@ -92,7 +98,7 @@ def dead_here(trial) -> bool:
 def uploading_elsewhere(trial) -> bool:
     """Another live process on this host ran the trial and may still be uploading it."""
     attrs = trial.user_attrs
-    return (attrs.get(HOST) == socket.gethostname() and attrs.get(PID) not in (None, os.getpid())
+    return (attrs.get(HOST) == host_name() and attrs.get(PID) not in (None, os.getpid())
             and not dead_here(trial))
 
 

@@ -77,6 +77,9 @@ def open_study(name: str, storage_url: str, sampler: str = "tpe", seed: int | No
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     interval, grace = heartbeat_seconds()
     with store_errors(storage_url, "opening the Optuna storage"):
+        if not create and not _has_tables(storage_url):
+            raise StoreError(f"{masked(storage_url)}: no study named {name!r} (no Optuna tables); run "
+                             "`qeuopt init STUDY` once (or `qeuopt run`) before starting workers")
         with database_lock(storage_url, f"qeuopt.optuna.{name}") if create else nullcontext():
             with warnings.catch_warnings():  # heartbeats are marked experimental since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -90,6 +93,18 @@ def open_study(name: str, storage_url: str, sampler: str = "tpe", seed: int | No
             except KeyError:
                 raise StoreError(f"{masked(storage_url)}: no study named {name!r}; run `qeuopt init STUDY` "
                                  "once (or `qeuopt run`) before starting workers") from None
+
+
+def _has_tables(storage_url: str) -> bool:
+    import sqlalchemy
+
+    from qeuopt.track.store import open_engine
+
+    engine = open_engine(storage_url)
+    try:
+        return sqlalchemy.inspect(engine).has_table("studies")
+    finally:
+        engine.dispose()
 
 
 def _key(params: Mapping[str, Any], names: Sequence[str]) -> tuple:

@@ -216,10 +216,12 @@ def store_errors(url: str, doing: str):
     except Exception as err:
         if not _is_database_error(err):
             raise
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = str(err.__cause__ if type(err).__name__ == "StorageInternalError" and err.__cause__ else err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
         raise StoreError(f"{masked(url)}: {doing} failed: {first.replace(url, masked(url))}") from err
 
 
 def _is_database_error(err: Exception) -> bool:
     names = {cls.__module__.split(".")[0] for cls in type(err).__mro__}
-    return bool(names & {"sqlalchemy", "psycopg", "psycopg2", "sqlite3"}) or type(err).__name__ == "MlflowException"
+    return bool(names & {"sqlalchemy", "psycopg", "psycopg2", "sqlite3"}) or \
+        type(err).__name__ in ("MlflowException", "StorageInternalError")
