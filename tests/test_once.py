@@ -36,11 +36,15 @@ def finish(process, timeout: float = 400.0) -> tuple[int, dict, str]:
     return process.returncode, (json.loads(lines[-1]) if lines else {}), err
 
 
-def running_of(storage: str, pid: int):
+def states_now(storage: str, name: str = "once") -> dict[str, list]:
     try:
-        return [t for t in trials_by_state(storage, "once").get("RUNNING", []) if t.user_attrs.get("qeuopt.pid") == pid]
-    except Exception:  # noqa: BLE001 - the study may not exist yet
-        return []
+        return trials_by_state(storage, name)
+    except Exception:  # noqa: BLE001 - the database or the study may not exist yet
+        return {}
+
+
+def running_of(storage: str, pid: int):
+    return [t for t in states_now(storage).get("RUNNING", []) if t.user_attrs.get("qeuopt.pid") == pid]
 
 
 # -- in one process ----------------------------------------------------------------------
@@ -154,10 +158,9 @@ def test_two_runs_started_together_run_each_row_once(workdir):
 @pytest.mark.slow
 def test_a_run_started_later_joins_and_each_row_runs_once(workdir):
     study = write_study(workdir / "s.toml")
-    first = start_worker(workdir, study, 1.0)
-    wait_for(lambda: len(trials_by_state(OPTUNA, "once").get("COMPLETE", [])) >= 2 if
-             (workdir / "optuna.db").exists() else False)
-    second = start_worker(workdir, study, 1.0)
+    first = start_worker(workdir, study, 3.0)
+    wait_for(lambda: len(states_now(OPTUNA).get("COMPLETE", [])) >= 1)
+    second = start_worker(workdir, study, 3.0)
     results = [finish(first), finish(second)]
     assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
     assert results[1][1]["ran"] >= 1 and sum(summary["ran"] for _, summary, _ in results) == 9
@@ -168,7 +171,7 @@ def test_a_run_started_later_joins_and_each_row_runs_once(workdir):
 def test_a_killed_run_rerun_at_once_completes_every_row(workdir):
     study = write_study(workdir / "s.toml")
     victim = start_worker(workdir, study, 2.0, QEUOPT_HEARTBEAT_S="30")  # stale only after 90 s
-    held = wait_for(lambda: running_of(OPTUNA, victim.pid) if (workdir / "optuna.db").exists() else [])
+    held = wait_for(lambda: running_of(OPTUNA, victim.pid))
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     start = time.monotonic()

@@ -164,16 +164,30 @@ class TrialLoop:
     # -- run, record, fail ---------------------------------------------------------------
     def execute(self, trial, work: Callable[[dict, Any], Any], tell: bool = True):
         """``work(condition, trial)`` under a heartbeat; its value is told (``tell``) and
-        the frozen trial returned. Any error fails the trial, then propagates."""
+        the frozen trial returned. Any error fails the trial, then propagates.
+
+        A worker whose heartbeat was late beyond the grace period finds its trial failed
+        by the others (its row is queued again): its result is dropped, it goes on."""
+        import optuna
+        from optuna.trial import TrialState
+
         from qeuopt.run.queue import suggest
 
         try:
             with self._beating(trial._trial_id):
                 value = work(suggest(trial, self.levels), trial)
-                result = self.study.tell(trial, value) if tell else None
+                result = self.study.tell(trial, value, skip_if_finished=True) if tell else None
+        except optuna.exceptions.UpdateFinishedTrialError:
+            result = self.storage.get_trial(trial._trial_id)
         except BaseException:
             self.fail(trial.number)
             raise
+        if result is not None and result.state != TrialState.COMPLETE:
+            self.say(f"c{trial.number:03d}: the other workers took it as dead (heartbeat late by more than "
+                     "the grace period) and queued it again; this result is dropped")
+            if self.on_fail is not None:
+                self.on_fail(result)
+            return result
         self.ran += 1
         if result is not None and self.total:
             self.say(f"c{trial.number:03d} done ({result.value:.4f}), {self.ran} by this worker, "
