@@ -44,7 +44,7 @@ def states_now(storage: str, name: str = "once") -> dict[str, list]:
 
 
 def running_of(storage: str, pid: int):
-    return [t for t in states_now(storage).get("RUNNING", []) if t.user_attrs.get("qeuopt.pid") == pid]
+    return [t for t in states_now(storage).get("RUNNING", []) if t.user_attrs.get("qeuopt.worker", {}).get("pid") == pid]
 
 
 # -- in one process ----------------------------------------------------------------------
@@ -104,7 +104,7 @@ def test_a_dead_process_on_this_host_is_recognised(workdir):
     loop = TrialLoop(study, {"a": [1, 2]}, rows=[{"a": 1}], say=lambda text: None)
     trial = loop.claim()
     assert not dead_here(study.trials[0])  # this very process
-    trial.set_user_attr("qeuopt.pid", int(gone.stdout))
+    trial.set_user_attr("qeuopt.worker", {**trial.user_attrs["qeuopt.worker"], "pid": int(gone.stdout)})
     assert dead_here(study.trials[0])
     assert loop.resume().open == 1 and study.trials[0].state.name == "FAIL"
 

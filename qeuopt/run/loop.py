@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import socket
 import sys
 import threading
@@ -38,7 +39,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-HOST, PID, STARTED = "qeuopt.host", "qeuopt.pid", "qeuopt.pid_started"
+WORKER = "qeuopt.worker"  # user attribute {host, pid, started}: who runs the trial (one write)
 STEERED = "qeuopt.steered"  # rating-steered trials wait for people, without a heartbeat
 POLL_S, SAY_EVERY_S = 2.0, 30.0
 
@@ -73,7 +74,12 @@ def host_name() -> str:
 
 def this_worker() -> dict[str, Any]:
     pid = os.getpid()
-    return {HOST: host_name(), PID: pid, STARTED: _process_started(pid)}
+    return {"host": host_name(), "pid": pid, "started": _process_started(pid)}
+
+
+def owner(trial) -> dict[str, Any]:
+    """The worker a trial was claimed by: host, pid, process start time (empty if none)."""
+    return trial.user_attrs.get(WORKER) or {}
 
 
 def _process_started(pid: int) -> float | None:
@@ -88,17 +94,17 @@ def _process_started(pid: int) -> float | None:
 def dead_here(trial) -> bool:
     """The trial's worker ran on this host and its process is gone (the pid is free, or
     now belongs to a process started at another time)."""
-    attrs = trial.user_attrs
-    if attrs.get(HOST) != host_name() or PID not in attrs or attrs.get(STEERED):
+    worker = owner(trial)
+    if worker.get("host") != host_name() or worker.get("pid") is None or trial.user_attrs.get(STEERED):
         return False
-    started = _process_started(int(attrs[PID]))
-    return started is None or (attrs.get(STARTED) is not None and abs(started - attrs[STARTED]) > 0.05)
+    started = _process_started(int(worker["pid"]))
+    return started is None or (worker.get("started") is not None and abs(started - worker["started"]) > 0.05)
 
 
 def uploading_elsewhere(trial) -> bool:
     """Another live process on this host ran the trial and may still be uploading it."""
-    attrs = trial.user_attrs
-    return (attrs.get(HOST) == host_name() and attrs.get(PID) not in (None, os.getpid())
+    worker = owner(trial)
+    return (worker.get("host") == host_name() and worker.get("pid") not in (None, os.getpid())
             and not dead_here(trial))
 
 
@@ -118,6 +124,7 @@ class TrialLoop:
         self.lock, self.on_fail, self.total = lock, on_fail, total
         self.say = say or (lambda text: print(f"qeuopt: {text}", file=sys.stderr, flush=True))
         self.ran = 0
+        self._candidates: list[int] = []  # WAITING trial ids last read, tried in order
         # Optuna's own heartbeat helpers reach the storage the same way (study._storage)
         self.storage = study._storage
         self.interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
@@ -127,18 +134,41 @@ class TrialLoop:
         """The next trial to run, RUNNING and owned by this process; None when there is
         none to take (a fixed design never asks the sampler)."""
         import optuna
+
+        trial_id = self._pop_waiting(beat)
+        if trial_id is not None:
+            return self._owned(optuna.Trial(self.study, trial_id), beat)
+        return None if self.rows is not None else self._ask(beat)
+
+    def _pop_waiting(self, beat: bool) -> int | None:
+        """Like Optuna's own ``ask``, one WAITING trial set RUNNING in a transaction, but
+        never falling back to the sampler. The WAITING ids are read once and tried in
+        order (reading every waiting trial per claim costs O(rows) each); after a lost
+        race the next try jumps to a random place, so many workers spread out instead of
+        queueing behind each other on the same rows."""
+        import optuna
         from optuna.trial import TrialState
 
-        for waiting in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            if beat:
-                self._beat(waiting._trial_id)  # before the claim: a kill right after it leaves a stale trial
-            try:
-                if not self.storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
-                    continue  # another worker won it
-            except optuna.exceptions.UpdateFinishedTrialError:
+        fresh = False
+        while True:
+            if not self._candidates:
+                if fresh:
+                    return None
+                self._candidates = [t._trial_id for t in self.study.get_trials(
+                    deepcopy=False, states=(TrialState.WAITING,))]
+                fresh = True
                 continue
-            return self._owned(optuna.Trial(self.study, waiting._trial_id), beat)
-        return None if self.rows is not None else self._ask(beat)
+            trial_id = self._candidates.pop(0)
+            if beat:
+                self._beat(trial_id)  # before the claim: a kill right after it leaves a stale trial
+            try:
+                if self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                    return trial_id
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass
+            if self._candidates:  # another worker won it
+                jump = random.randrange(len(self._candidates))
+                self._candidates = self._candidates[jump:] + self._candidates[:jump]
 
     def _ask(self, beat: bool):
         from optuna.trial import TrialState
@@ -157,8 +187,7 @@ class TrialLoop:
 
     def _owned(self, trial, beat: bool):
         if beat:
-            for key, value in this_worker().items():
-                trial.set_user_attr(key, value)
+            trial.set_user_attr(WORKER, this_worker())
         return trial
 
     # -- run, record, fail ---------------------------------------------------------------
@@ -255,8 +284,8 @@ class TrialLoop:
                     self.study.enqueue_trial(row, skip_if_exists=False)
                 trials = self.study.get_trials(deepcopy=False)
         for trial in failed:
-            self.say(f"c{trial.number:03d}: its worker ({trial.user_attrs.get(HOST)} pid "
-                     f"{trial.user_attrs.get(PID)}) died; the condition is queued again")
+            self.say(f"c{trial.number:03d}: its worker ({owner(trial).get('host')} pid "
+                     f"{owner(trial).get('pid')}) died; the condition is queued again")
             if self.on_fail is not None:
                 self.on_fail(trial)
         return self._state(trials)
@@ -270,7 +299,7 @@ class TrialLoop:
             used = counts[TrialState.COMPLETE] + counts[TrialState.RUNNING] + counts[TrialState.WAITING]
             open_ += max(0, self.budget - used)
         now = time.time()
-        held = tuple(Held(t.number, t.user_attrs.get(HOST, "?"), t.user_attrs.get(PID),
+        held = tuple(Held(t.number, owner(t).get("host", "?"), owner(t).get("pid"),
                           now - t.datetime_start.timestamp() if t.datetime_start else math.nan)
                      for t in trials if t.state == TrialState.RUNNING and not t.user_attrs.get(STEERED))
         return QueueState(open_, held, counts[TrialState.COMPLETE])

@@ -240,7 +240,7 @@ class Study:
         from optuna.trial import TrialState
 
         from qeuopt.run.condition import finish_cut_off_upload
-        from qeuopt.run.loop import uploading_elsewhere
+        from qeuopt.run.loop import owner, uploading_elsewhere
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
             if trial.state == TrialState.FAIL:
@@ -248,7 +248,7 @@ class Study:
                 if trial.user_attrs.get("mlflow_run_id"):
                     tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
             elif not uploading_elsewhere(trial) and not finish_cut_off_upload(tracker, trial):
-                print(f"qeuopt: c{trial.number:03d}: its images were written on {trial.user_attrs.get('qeuopt.host')}"
+                print(f"qeuopt: c{trial.number:03d}: its images were written on {owner(trial).get('host')}"
                       " and never reached MLflow; its scores stand, its run stays RUNNING until a rerun "
                       "there uploads them", file=sys.stderr)
 
