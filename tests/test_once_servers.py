@@ -6,6 +6,7 @@ that such a worker died)."""
 
 import signal
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_survivors_run_the_row_of_a_killed_worker(workdir, database, monkeypatch
     results = [finish(w) for w in survivors]
     assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
     assert any(f"c{held[0].number:03d}: its worker (machine-0" in err for _, _, err in results)
-    complete = assert_each_row_once(database, study)
+    assert_each_row_once(database, study)
     assert [t.number for t in trials_by_state(database, "once")["FAIL"]] == [held[0].number]
 
 
@@ -88,4 +89,4 @@ def test_two_machines_one_mlflow_server_every_grid_downloadable(tmp_path, databa
         assert len(runs) == 9 and {r.info.status for r in runs} == {"FINISHED"}
         for run in runs:  # downloaded from the server, wherever the run was made
             grid = client.download_artifacts(run.info.run_id, "grid.png", str(tmp_path / "dl" / run.info.run_id))
-            assert open(grid, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+            assert Path(grid).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -35,9 +35,10 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 WORKER = "qeuopt.worker"  # user attribute {host, pid, started}: who runs the trial (one write)
 STEERED = "qeuopt.steered"  # rating-steered trials wait for people, without a heartbeat

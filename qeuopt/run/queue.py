@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from qeuopt.config.spec import StudySpec
 from qeuopt.design.assign import assign

@@ -73,7 +73,7 @@ class Study:
         # `oa` rounds enqueue every trial they run, so the sampler never chooses
         return open_study(self.name, self.optuna_url, "random" if sampler == "oa" else sampler, create=create)
 
-    def use_stores(self, optuna_storage: str | None = None, tracking_uri: str | None = None) -> "Study":
+    def use_stores(self, optuna_storage: str | None = None, tracking_uri: str | None = None) -> Study:
         """Point this study at other stores than its file names (a worker's command-line
         options); the environment's ``QEUOPT_OPTUNA_STORAGE`` and ``MLFLOW_TRACKING_URI``
         already did so when the study was loaded, so credentials stay out of study files."""
