@@ -68,8 +68,11 @@ def test_survivors_run_the_row_of_a_killed_worker(workdir, database, monkeypatch
     assert [t.number for t in trials_by_state(database, "once")["FAIL"]] == [held[0].number]
 
 
-def test_two_machines_one_mlflow_server_every_grid_downloadable(tmp_path, database):
+def test_two_machines_one_mlflow_server_every_grid_downloadable(tmp_path, database, monkeypatch):
     import mlflow
+
+    from qeuopt.ratings.catalog import Catalog
+    from qeuopt.run.study import Study
 
     with mlflow_server(tmp_path / "server") as url:
         machines = [tmp_path / "machine-a", tmp_path / "machine-b"]
@@ -90,3 +93,11 @@ def test_two_machines_one_mlflow_server_every_grid_downloadable(tmp_path, databa
         for run in runs:  # downloaded from the server, wherever the run was made
             grid = client.download_artifacts(run.info.run_id, "grid.png", str(tmp_path / "dl" / run.info.run_id))
             assert Path(grid).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        # the rating page on machine B lists every condition, A's images fetched from the server
+        monkeypatch.chdir(machines[1])
+        monkeypatch.setenv("QEUOPT_OPTUNA_STORAGE", database)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        catalog = Catalog(Study.from_file(studies[1]))
+        assert catalog.known() == {n: 2 for n in range(9)}
+        assert all(entry.grid.is_file() for entry in catalog.entries())

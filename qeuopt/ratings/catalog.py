@@ -7,6 +7,7 @@ here, so nothing a browser sends ever reaches the file system.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -34,9 +35,10 @@ class Entry:
                 "images": len(self.images), "seeds": list(self.seeds)}
 
 
-def entry_from_run(run) -> Entry | None:
-    """An entry from one row of ``Tracker.condition_runs``; None when its files are gone."""
-    folder = Path(str(run.get("tags.qeuopt.folder") or ""))
+def entry_from_run(run, folder: Path | None = None) -> Entry | None:
+    """An entry from one row of ``Tracker.condition_runs`` with its files in ``folder``
+    (default: the folder the run was written to); None when the files are not there."""
+    folder = folder or Path(str(run.get("tags.qeuopt.folder") or ""))
     if run.get("status") != "FINISHED" or not folder.is_absolute() or not folder.is_dir():
         return None
     found = sorted((int(m[1]), int(m[2]), path) for path in folder.iterdir() if (m := IMAGE_FILE.match(path.name)))
@@ -63,9 +65,28 @@ class Catalog:
             if not force and time.monotonic() - self._read_at < self.refresh_s:
                 return
             runs = self.study.runs()
-            entries = (entry_from_run(row) for _, row in runs.iterrows()) if len(runs) else ()
+            rows = [row for _, row in runs.iterrows()] if len(runs) else []
+            entries = (entry_from_run(row) or self._downloaded(row) for row in rows)
             self._entries = {e.number: e for e in entries if e is not None}
             self._read_at = time.monotonic()
+
+    def _downloaded(self, run) -> Entry | None:
+        """A condition written on another machine: its PNGs and grid come from MLflow (the
+        tracking server's artifact store) into ``outputs/<study>/from-mlflow/cNNN`` once."""
+        if run.get("status") != "FINISHED":
+            return None
+        spec = self.study.spec
+        folder = (Path(spec.tracking.output_dir) / spec.name / "from-mlflow" /
+                  f"c{int(run['tags.optuna.trial_number']):03d}").resolve()
+        if not (folder / "grid.png").is_file():
+            tracker, partial = self.study.tracker(), folder.with_name(folder.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted download
+            for artifact in ("png", "grid.png"):
+                tracker.download(run["run_id"], artifact, partial)
+            for path in (partial / "png").iterdir():
+                path.rename(partial / path.name)
+            partial.rename(folder)
+        return entry_from_run(run, folder)
 
     def entries(self) -> list[Entry]:
         self.refresh()
