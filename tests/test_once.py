@@ -12,8 +12,9 @@ import pytest
 
 from qeuopt.cli.main import main
 from qeuopt.errors import StoreError
-from qeuopt.run.loop import TrialLoop, dead_here
+from qeuopt.run.loop import TrialLoop
 from qeuopt.run.queue import missing_rows, open_study
+from qeuopt.run.workers import dead_here
 from qeuopt.track.store import masked, store_errors
 from tests.servers import assert_each_row_once, start_worker, trials_by_state, write_study
 

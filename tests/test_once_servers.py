@@ -56,9 +56,12 @@ def test_survivors_run_the_row_of_a_killed_worker(workdir, database, monkeypatch
     assert main(["init", str(study)]) == 0
     env = {"QEUOPT_OPTUNA_STORAGE": database, "QEUOPT_HEARTBEAT_S": "2"}
     victim = start_worker(workdir, study, 3.0, "--worker", QEUOPT_HOST="machine-0", **env)
+    wait_for(lambda: running_of(database, victim.pid))
     survivors = [start_worker(workdir, study, 1.0, "--worker", QEUOPT_HOST=f"machine-{k}", **env)
                  for k in (1, 2)]
-    held = wait_for(lambda: running_of(database, victim.pid))
+    wait_for(lambda: any(t.user_attrs.get("qeuopt.worker", {}).get("host") != "machine-0"
+                         for t in trials_by_state(database, "once").get("RUNNING", [])))
+    held = wait_for(lambda: running_of(database, victim.pid), every=0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     results = [finish(w) for w in survivors]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from qeuopt.ratings.store import condition_scores, store_for
 from qeuopt.ratings.sync import sync_outbox
 from qeuopt.run.condition import Timings
-from qeuopt.run.loop import STEERED
+from qeuopt.run.workers import STEERED
 
 AWAITING = "awaiting_rating"
 ADAPTIVE_BATCH = 4  # trials a sampler proposes before it hears back: small keeps it responsive

@@ -240,7 +240,7 @@ class Study:
         from optuna.trial import TrialState
 
         from qeuopt.run.condition import finish_cut_off_upload
-        from qeuopt.run.loop import owner, uploading_elsewhere
+        from qeuopt.run.workers import owner, uploading_elsewhere
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
             if trial.state == TrialState.FAIL:
