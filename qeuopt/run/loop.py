@@ -58,11 +58,10 @@ class Held:
 
 @dataclass(frozen=True)
 class QueueState:
-    """The study after a resume: rows to claim, rows others hold, trials complete."""
+    """The queue as a worker sees it: trials to claim, trials other workers hold."""
 
     open: int
     held: tuple[Held, ...]
-    complete: int
 
 
 class TrialLoop:
@@ -259,26 +258,44 @@ class TrialLoop:
         held = tuple(Held(t.number, owner(t).get("host", "?"), owner(t).get("pid"),
                           now - t.datetime_start.timestamp() if t.datetime_start else math.nan)
                      for t in trials if t.state == TrialState.RUNNING and not t.user_attrs.get(STEERED))
-        return QueueState(open_, held, counts[TrialState.COMPLETE])
+        return QueueState(open_, held)
 
     # -- the whole queue -----------------------------------------------------------------
     def drain(self, work: Callable[[dict, Any], Any], wait_s: float | None = None) -> QueueState:
         """Run trials until every row is complete (or the budget is spent). While other
         workers hold the last rows, wait for them (a dead one's row comes back to the
-        queue and runs here), at most ``wait_s`` seconds when given."""
+        queue and runs here), at most ``wait_s`` seconds when given. Waiting looks at the
+        WAITING and RUNNING trials every few seconds, and resumes (a full read, dead
+        workers failed) once per heartbeat interval: stale trials cannot appear faster."""
         state = self.resume()
+        resumed = time.monotonic()
         deadline = None if wait_s is None else time.monotonic() + wait_s
         said = -math.inf
         while True:
             if self.next(work) is not None:
                 continue
-            state = self.resume()
+            if time.monotonic() - resumed >= (self.interval or POLL_S):
+                state, resumed = self.resume(), time.monotonic()
+            else:
+                state = self._peek()
+            if not state.open and not state.held:  # done, unless a failure left a row without a trial
+                state, resumed = self.resume(), time.monotonic()
+                if not state.open and not state.held:
+                    return state
             if state.open:
                 continue
-            if not state.held or (deadline is not None and time.monotonic() >= deadline):
+            if deadline is not None and time.monotonic() >= deadline:
                 return state
             if time.monotonic() - said >= SAY_EVERY_S:
                 said = time.monotonic()
                 self.say(f"waiting for {len(state.held)} condition(s) held by other workers: "
                          + "; ".join(map(str, state.held[:5])) + (" ..." if len(state.held) > 5 else ""))
             time.sleep(POLL_S)
+
+    def _peek(self) -> QueueState:
+        """The queue without re-queuing: WAITING and RUNNING trials only, for a fixed design."""
+        from optuna.trial import TrialState
+
+        if self.rows is None:
+            return self._state(self.study.get_trials(deepcopy=False))
+        return self._state(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
