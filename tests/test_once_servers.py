@@ -54,7 +54,7 @@ def test_survivors_run_the_row_of_a_killed_worker(workdir, database, monkeypatch
     study = write_study(workdir / "s.toml")
     monkeypatch.setenv("QEUOPT_OPTUNA_STORAGE", database)
     assert main(["init", str(study)]) == 0
-    env = {"QEUOPT_OPTUNA_STORAGE": database, "QEUOPT_HEARTBEAT_S": "2"}
+    env = {"QEUOPT_OPTUNA_STORAGE": database, "QEUOPT_HEARTBEAT_S": "3"}
     victim = start_worker(workdir, study, 3.0, "--worker", QEUOPT_HOST="machine-0", **env)
     wait_for(lambda: running_of(database, victim.pid))
     survivors = [start_worker(workdir, study, 1.0, "--worker", QEUOPT_HOST=f"machine-{k}", **env)
@@ -68,7 +68,7 @@ def test_survivors_run_the_row_of_a_killed_worker(workdir, database, monkeypatch
     assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
     assert any(f"c{held[0].number:03d}: its worker (machine-0" in err for _, _, err in results)
     assert_each_row_once(database, study)
-    assert [t.number for t in trials_by_state(database, "once")["FAIL"]] == [held[0].number]
+    assert held[0].number in [t.number for t in trials_by_state(database, "once")["FAIL"]]
 
 
 def test_two_machines_one_mlflow_server_every_grid_downloadable(tmp_path, database, monkeypatch):
