@@ -46,8 +46,25 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
+def _study_with_stores(args):
+    """The study file, with the stores its options (then the environment) name instead."""
     study = _checked_study(args.study)
+    return study.use_stores(getattr(args, "optuna_storage", None), getattr(args, "tracking_uri", None))
+
+
+def cmd_init(args) -> int:
+    from qeuopt.track.store import masked
+
+    study = _study_with_stores(args)
+    waiting = study.init()
+    tracking = study.spec.tracking
+    print(f"{study.name}: ready, {waiting} condition(s) to run; Optuna {masked(study.optuna_url)}, "
+          f"MLflow {masked(tracking.mlflow_uri)}. Start workers with `qeuopt worker {args.study}`")
+    return 0
+
+
+def cmd_run(args) -> int:
+    study = _study_with_stores(args)
     if args.fresh:
         from qeuopt.run.fingerprint import start_over
 
@@ -56,7 +73,8 @@ def cmd_run(args) -> int:
 
     third_party_noise_off()  # loading bars and warnings a user cannot act on
     start = time.perf_counter()
-    summary = study.run(progress=not args.quiet)
+    summary = study.run(progress=not args.quiet, wait_s=getattr(args, "wait", None),
+                        create=not getattr(args, "worker", False))
     wall = time.perf_counter() - start
     t = summary.timings
     print(f"{study.name}: {summary.ran} condition(s) generated this run, {summary.total} complete in all")
@@ -69,6 +87,10 @@ def cmd_run(args) -> int:
     print(f"wall {wall:.1f} s: {warmup}generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
           f"waiting for the writer {t.wait:.1f} s, other in conditions {t.other:.1f} s, "
           f"set-up {wall - t.timed() - t.other:.1f} s; files and artifacts {t.write:.1f} s beside generation")
+    if summary.unfinished:
+        print(f"qeuopt: not finished: {len(summary.unfinished)} condition(s) still held by other workers: "
+              + "; ".join(summary.unfinished) + ". Run again to wait for them", file=sys.stderr)
+        return 3
     report = None if getattr(args, "no_report", False) or not summary.total else _report_after_run(study, args.study)
     print(next_steps(study, args.study, report))
     return 0
@@ -115,6 +137,18 @@ def command_name() -> str:
     if Path(sys.argv[0]).name == "qeuopt":
         return os.path.relpath(os.path.abspath(sys.argv[0]))
     return f"{sys.executable} -m qeuopt"
+
+
+def _worker_options(parser, worker_flag: bool) -> None:
+    parser.add_argument("--optuna-storage", help="Optuna storage URL (default: $QEUOPT_OPTUNA_STORAGE, "
+                        "then the study file), e.g. postgresql://user:pw@host/db")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
+                        "then the study file), e.g. http://mlflow-host:5000")
+    if worker_flag:
+        parser.add_argument("--worker", action="store_true", help="join a study created by `qeuopt init` "
+                            "(fails if it does not exist rather than creating it)")
+    parser.add_argument("--wait", type=float, metavar="SECONDS", help="stop waiting for conditions other "
+                        "workers hold after this long (default: wait until they finish or die); exit 3 then")
 
 
 def cmd_demo(args) -> int:
@@ -182,7 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="start the study over: delete its trials, condition "
                      "folders and MLflow runs (its ratings are saved to a CSV first, then removed)")
     run.add_argument("--no-report", action="store_true", help="do not write the study report at the end")
+    _worker_options(run, worker_flag=True)
     run.set_defaults(func=cmd_run)
+
+    init = commands.add_parser("init", help="create a study's Optuna queue and MLflow experiment once, "
+                               "before starting workers on several GPUs or machines")
+    init.add_argument("study")
+    _worker_options(init, worker_flag=False)
+    init.set_defaults(func=cmd_init, wait=None)
+
+    worker = commands.add_parser("worker", help="work on a study created by `qeuopt init` (one per GPU)")
+    worker.add_argument("study")
+    worker.add_argument("--quiet", action="store_true", help="no line per condition")
+    _worker_options(worker, worker_flag=False)
+    worker.set_defaults(func=cmd_run, worker=True)
 
     demo = commands.add_parser("demo", help="run the demo study on the tiny offline model")
     demo.add_argument("--quiet", action="store_true")

@@ -7,6 +7,7 @@ here, so nothing a browser sends ever reaches the file system.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,10 @@ class Entry:
                 "images": len(self.images), "seeds": list(self.seeds)}
 
 
-def entry_from_run(run) -> Entry | None:
-    """An entry from one row of ``Tracker.condition_runs``; None when its files are gone."""
-    folder = Path(str(run.get(column("tags", FOLDER_TAG)) or ""))
+def entry_from_run(run, folder: Path | None = None) -> Entry | None:
+    """An entry from one row of ``Tracker.condition_runs`` with its files in ``folder``
+    (default: the folder the run was written to); None when the files are not there."""
+    folder = folder or Path(str(run.get(column("tags", FOLDER_TAG)) or ""))
     if run.get("status") != "FINISHED" or not folder.is_absolute() or not folder.is_dir():
         return None
     found = sorted((*parsed, path) for path in folder.iterdir() if (parsed := parse_image_name(path.name)))
@@ -72,7 +74,7 @@ class Catalog:
         known = {e.run_id: e for e in self._entries.values()}
         entries = {}
         for _, row in runs.iterrows():
-            entry = known.get(row["run_id"]) or entry_from_run(row)
+            entry = known.get(row["run_id"]) or entry_from_run(row) or self._downloaded(row)
             if entry is not None:
                 entries[entry.number] = entry
         self._entries = entries  # one assignment: readers see the old or the new, whole
@@ -96,6 +98,24 @@ class Catalog:
                 self.refresh()
             except Exception:  # MLflow busy or briefly locked: keep the snapshot, try again
                 log.warning("rating catalog refresh failed; keeping the last list", exc_info=True)
+
+    def _downloaded(self, run) -> Entry | None:
+        """A condition written on another machine: its PNGs and grid come from MLflow (the
+        tracking server's artifact store) into ``outputs/<study>/from-mlflow/cNNN`` once."""
+        if run.get("status") != "FINISHED":
+            return None
+        spec = self.study.spec
+        folder = (Path(spec.tracking.output_dir) / spec.name / "from-mlflow" /
+                  f"c{int(run[column('tags', TRIAL_TAG)]):03d}").resolve()
+        if not (folder / GRID_FILE).is_file():
+            tracker, partial = self.study.tracker(), folder.with_name(folder.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted download
+            for artifact in ("png", GRID_FILE):
+                tracker.download(run["run_id"], artifact, partial)
+            for path in (partial / "png").iterdir():
+                path.rename(partial / path.name)
+            partial.rename(folder)
+        return entry_from_run(run, folder)
 
     def entries(self) -> list[Entry]:
         entries = self._entries

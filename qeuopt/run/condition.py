@@ -287,15 +287,17 @@ def upload_condition(tracker, run_id: str, folder: Path, scores, values) -> None
     tracker.finish(run_id)
 
 
-def finish_cut_off_upload(tracker, trial) -> None:
+def finish_cut_off_upload(tracker, trial) -> bool:
     """A trial whose run is still RUNNING was cut off after its metrics were recorded:
     its folder is written from the pending dump if need be, then its artifacts are
-    uploaded and the run finished. A finished run is left alone."""
+    uploaded and the run finished. A finished run is left alone. False when neither the
+    folder nor its pending dump is on this machine (written by a worker elsewhere)."""
     run_id = trial.user_attrs.get("mlflow_run_id")
     run = tracker.client.get_run(run_id) if run_id else None
-    if run is not None and run.info.status == "RUNNING":
-        folder = Path(run.data.tags[FOLDER_TAG])
-        if not finish_pending(folder):
-            tracker.finish(run_id, "FAILED")  # neither files nor pixels survived
-            return
-        upload_condition(tracker, run_id, folder, trial.user_attrs["clip_scores"], trial.params)
+    if run is None or run.info.status != "RUNNING":
+        return True
+    folder = Path(run.data.tags[FOLDER_TAG])
+    if not finish_pending(folder):
+        return False
+    upload_condition(tracker, run_id, folder, trial.user_attrs["clip_scores"], trial.params)
+    return True

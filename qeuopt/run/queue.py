@@ -1,23 +1,27 @@
 """One Optuna study carries every design.
 
 Orthogonal-array and full-factorial rows are enqueued as fixed trials; adaptive search
-uses a sampler. Every condition is therefore a trial with a number, a rerun resumes by
-enqueuing only what is not done, and several workers can share one RDB storage. Trials
-send heartbeats, so a worker that was killed leaves a trial that is failed (and its row
-run again) once its heartbeat is stale.
+uses a sampler. Every condition is therefore a trial with a number, and several workers
+on several machines share one RDB storage (SQLite on one machine, PostgreSQL across
+machines). Creating the tables, the study and the queue happens under a database lock;
+:mod:`qeuopt.run.loop` claims, runs and re-queues trials.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import Counter
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from typing import Any
 
 from qeuopt.config.spec import StudySpec
 from qeuopt.design.assign import assign
+from qeuopt.errors import InputError, StoreError
 from qeuopt.levels import grid_rows, level_key
 
-HEARTBEAT_S, GRACE_S = 20, 60
+HEARTBEAT_S, GRACE_BEATS = 20, 3
 
 
 def design_rows(spec: StudySpec) -> list[dict[str, Any]] | None:
@@ -51,43 +55,76 @@ def make_sampler(name: str, seed: int | None = 0):
     return samplers[name]()
 
 
-def open_study(name: str, storage_url: str, sampler: str = "tpe", seed: int | None = 0):
-    """Create or load the Optuna study of a qeuopt study (heartbeats on for RDB storage)."""
+def heartbeat_seconds() -> tuple[int, int]:
+    """Heartbeat interval and grace period: a worker silent for the grace period is dead.
+    ``QEUOPT_HEARTBEAT_S`` sets the interval (the grace is three of them)."""
+    raw = os.environ.get("QEUOPT_HEARTBEAT_S", "")
+    if raw and not (raw.isdigit() and int(raw) >= 1):
+        raise InputError(f"`QEUOPT_HEARTBEAT_S`: a whole number of seconds >= 1 is needed; given {raw!r}")
+    interval = int(raw) if raw else HEARTBEAT_S
+    return interval, interval * GRACE_BEATS
+
+
+def open_study(name: str, storage_url: str, sampler: str = "tpe", seed: int | None = 0, create: bool = True):
+    """The Optuna study of a qeuopt study, with heartbeats on.
+
+    ``create``: make the tables and the study if missing, under the database's lock (two
+    first starts race on table creation otherwise, optuna/optuna#1092). A worker passes
+    False: the study must exist already (``qeuopt init``)."""
     import optuna
 
+    from qeuopt.track.store import database_lock, masked, store_errors
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with warnings.catch_warnings():  # heartbeats are marked experimental since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
-    return optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(sampler, seed),
-                               direction="maximize", load_if_exists=True)
+    interval, grace = heartbeat_seconds()
+    with store_errors(storage_url, "opening the Optuna storage"):
+        if not create and not _has_tables(storage_url):
+            raise StoreError(f"{masked(storage_url)}: no study named {name!r} (no Optuna tables); run "
+                             "`qeuopt init STUDY` once (or `qeuopt run`) before starting workers")
+        with database_lock(storage_url, f"qeuopt.optuna.{name}") if create else nullcontext():
+            with warnings.catch_warnings():  # heartbeats are marked experimental since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=interval, grace_period=grace,
+                                                     skip_table_creation=not create)
+            if create:
+                return optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(sampler, seed),
+                                           direction="maximize", load_if_exists=True)
+            try:
+                return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(sampler, seed))
+            except KeyError:
+                raise StoreError(f"{masked(storage_url)}: no study named {name!r}; run `qeuopt init STUDY` "
+                                 "once (or `qeuopt run`) before starting workers") from None
+
+
+def _has_tables(storage_url: str) -> bool:
+    import sqlalchemy
+
+    from qeuopt.track.store import open_engine
+
+    engine = open_engine(storage_url)
+    try:
+        return sqlalchemy.inspect(engine).has_table("studies")
+    finally:
+        engine.dispose()
 
 
 def _key(params: Mapping[str, Any], names: Sequence[str]) -> tuple:
     return tuple(level_key(params.get(n)) for n in names)
 
 
-def pending_trials(study, rows: list[dict[str, Any]] | None, budget: int) -> int:
-    """Enqueue what is not done yet; return how many trials this run should execute.
+def missing_rows(trials, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a design that no COMPLETE, RUNNING or WAITING trial stands for.
 
-    A row counts as taken when a trial with its params is complete, waiting, or running
-    with a fresh heartbeat. Stale running trials (a killed worker) are failed first.
-    """
-    import optuna
+    A multiset: dummy levels can make two rows of an array identical, and both must run."""
     from optuna.trial import TrialState
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    trials = study.get_trials(deepcopy=False)
-    live = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)]
-    waiting = [t for t in trials if t.state == TrialState.WAITING]
-    if rows is None:  # adaptive: waiting trials run first and count towards the budget
-        return max(0, budget - len(live))
     names = list(rows[0]) if rows else []
-    # a multiset: dummy levels can make two rows of an array identical, and both must run
-    taken = Counter(_key(t.params, names) for t in live)
-    taken.update(_key(t.system_attrs.get("fixed_params", {}), names) for t in waiting)
+    taken = Counter()
+    for trial in trials:
+        if trial.state in (TrialState.COMPLETE, TrialState.RUNNING):
+            taken[_key(trial.system_attrs.get("fixed_params") or trial.params, names)] += 1
+        elif trial.state == TrialState.WAITING:
+            taken[_key(trial.system_attrs.get("fixed_params", {}), names)] += 1
     todo = []
     for row in rows:
         key = _key(row, names)
@@ -95,9 +132,7 @@ def pending_trials(study, rows: list[dict[str, Any]] | None, budget: int) -> int
             taken[key] -= 1
         else:
             todo.append(row)
-    for row in todo:
-        study.enqueue_trial(row)
-    return len(todo) + len(waiting)
+    return todo
 
 
 def suggest(trial, levels: Mapping[str, Sequence]) -> dict[str, Any]:

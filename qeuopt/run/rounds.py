@@ -155,9 +155,18 @@ class _Runner:
     """Runs conditions through the study and keeps the records, with exact level objects."""
 
     def __init__(self, levels: dict[str, list], evaluate, study, sign: float, numeric: bool = False):
+        from qeuopt.run.loop import TrialLoop
+
         self.levels, self.evaluate, self.study, self.sign = levels, evaluate, study, sign
         self.numeric = numeric
+        self.loop = TrialLoop(study, levels, suggest=self._suggest if numeric else None)
         self.records: list[dict] = [self._record(t, 0) for t in self._done_trials()]
+
+    def _suggest(self, trial, levels) -> dict:
+        """Evenly spaced numbers reach the sampler as numbers, mapped back to the levels."""
+        from qeuopt.run.adaptive import suggest_levels
+
+        return {name: find_level(name, levels[name], value) for name, value in suggest_levels(trial, levels).items()}
 
     def _done_trials(self):
         from optuna.trial import TrialState
@@ -170,21 +179,15 @@ class _Runner:
         return {"trial": trial.number, "round": round_number, **condition, "value": float(trial.value)}
 
     def _run_one(self, round_number: int) -> None:
-        from qeuopt.run.adaptive import suggest_levels
-        from qeuopt.run.queue import suggest
-
-        trial = self.study.ask()
-        condition = (suggest_levels if self.numeric else suggest)(trial, self.levels)
-        condition = {name: find_level(name, self.levels[name], value) for name, value in condition.items()}
-        try:
-            value = float(self.evaluate(condition, trial))
-            if not math.isfinite(value):
-                raise EvaluationError(f"`evaluate`: a finite number is needed; returned {value!r} for {condition}")
-        except BaseException:
-            self.study.tell(trial, state=_failed())  # a rerun with the same storage retries it
-            raise
-        frozen = self.study.tell(trial, value)
+        # claiming, telling and failing the trial is the one run loop's job (qeuopt.run.loop)
+        frozen = self.loop.next(self._checked)
         self.records.append(self._record(frozen, round_number))
+
+    def _checked(self, condition: dict, trial) -> float:
+        value = float(self.evaluate(condition, trial))
+        if not math.isfinite(value):
+            raise EvaluationError(f"`evaluate`: a finite number is needed; returned {value!r} for {condition}")
+        return value
 
     def sample(self, n: int, round_number: int = 1) -> None:
         for _ in range(max(n, 0)):
@@ -244,12 +247,6 @@ class _Runner:
         row = candidates.iloc[best]
         return {name: find_level(name, self.levels[name], row[name]) for name in self.levels}, \
             self.sign * float(predicted[best]), model
-
-
-def _failed():
-    from optuna.trial import TrialState
-
-    return TrialState.FAIL
 
 
 # ------------------------------------------------------------------------ oa rounds

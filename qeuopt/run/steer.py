@@ -21,13 +21,12 @@ the time of telling. A condition whose images were all skipped is told FAIL.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
-from qeuopt.config.spec import Condition
 from qeuopt.ratings.store import condition_scores, store_for
 from qeuopt.ratings.sync import sync_outbox
 from qeuopt.run.condition import Timings
+from qeuopt.run.workers import STEERED
 
 AWAITING = "awaiting_rating"
 ADAPTIVE_BATCH = 4  # trials a sampler proposes before it hears back: small keeps it responsive
@@ -51,7 +50,7 @@ class SteerStep:
 
 def advance(study, generator=None, scorer=None, batch: int | None = None, store=None) -> SteerStep:
     """Tell what is rated, then generate up to ``batch`` trials awaiting ratings."""
-    from qeuopt.run.queue import design_rows, pending_trials
+    from qeuopt.run.queue import design_rows
 
     opt, tracker = study.optuna_study(), study.tracker()
     own_store = store is None
@@ -64,10 +63,11 @@ def advance(study, generator=None, scorer=None, batch: int | None = None, store=
     finally:
         if own_store:
             store.close()
-    _fail_orphans(opt, tracker)
-    _finish_uploads(opt, tracker)
     rows = design_rows(study.spec)
-    remaining = pending_trials(opt, rows, study.spec.design.trials)
+    loop = study.loop(opt, tracker, rows)
+    _fail_orphans(opt, loop)
+    _finish_uploads(opt, tracker)
+    remaining = loop.resume().open  # queues the design's rows that no trial stands for
     awaiting = _awaiting(opt)
     if batch is None and rows is not None:
         count = remaining  # a fixed design: no sampler learns from the ratings, so every row at once
@@ -75,7 +75,7 @@ def advance(study, generator=None, scorer=None, batch: int | None = None, store=
         count = min(remaining, max(0, (batch or ADAPTIVE_BATCH) - len(awaiting)))
     timings, generated = Timings(), []
     if count:
-        generated, timings = _generate(study, opt, tracker, rows, count, generator, scorer)
+        generated, timings = _generate(study, loop, tracker, rows, count, generator, scorer)
     return SteerStep(told, generated, [t.number for t in _awaiting(opt)], remaining - count,
                      study._summary(opt, timings), timings)
 
@@ -86,42 +86,26 @@ def _awaiting(opt) -> list:
     return [t for t in opt.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.user_attrs.get(AWAITING)]
 
 
-def _fail_orphans(opt, tracker) -> None:
+def _fail_orphans(opt, loop) -> None:
     """Trials asked but never generated (the loop died mid-condition) free their slot."""
     from optuna.trial import TrialState
 
     for trial in opt.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not trial.user_attrs.get(AWAITING) and trial.user_attrs.get("qeuopt.steered"):
-            _fail(opt, tracker, trial)
+        if not trial.user_attrs.get(AWAITING) and trial.user_attrs.get(STEERED):
+            loop.fail(trial.number)
 
 
-def _fail(opt, tracker, trial) -> None:
-    """Tell ``trial`` FAIL and mark its MLflow run FAILED if it is still running."""
-    from optuna.trial import TrialState
-
-    opt.tell(trial.number, state=TrialState.FAIL)
-    if trial.user_attrs.get("mlflow_run_id"):
-        tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
-
-
-def _generate(study, opt, tracker, rows, count: int, generator, scorer):
-    from qeuopt.run.queue import suggest
-
-    levels, generated = study.spec.space.levels(), []
+def _generate(study, loop, tracker, rows, count: int, generator, scorer):
+    generated = []
     # leaving the block waits for uploads: the rating page lists only FINISHED condition runs
     with study.runner(tracker, rows, generator, scorer) as runner:
+        work = study._work(runner)
         for _ in range(count):
-            with warnings.catch_warnings():  # heartbeats are for optimize(); awaiting trials must not beat
-                warnings.simplefilter("ignore", UserWarning)
-                trial = opt.ask()
-            trial.set_user_attr("qeuopt.steered", True)
-            try:
-                condition = Condition(trial.number, suggest(trial, levels))
-                result = runner.run(condition, runner.link(trial))
-            except BaseException:
-                _fail(opt, tracker, trial)
-                raise
-            trial.set_user_attr("clip_scores", result.scores)
+            trial = loop.claim(beat=False)  # awaiting trials must not beat: people take their time
+            if trial is None:
+                break  # another process took the rest
+            trial.set_user_attr(STEERED, True)
+            loop.execute(trial, work, tell=False)
             trial.set_user_attr(AWAITING, True)
             generated.append(trial.number)
     return generated, runner.timings

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +35,8 @@ def name_objective(study, spec) -> None:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([name])
 
+OPTUNA_ENV, MLFLOW_ENV = "QEUOPT_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI"  # override the study file
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -44,6 +48,7 @@ class RunSummary:
     best_condition: Mapping[str, Any] | None
     timings: Timings
     recommended: Mapping[str, Any] | None = None  # `oa` search: the model's pick, maybe never generated
+    unfinished: tuple[str, ...] = ()  # rows other workers still held when this run stopped waiting
 
 
 class Study:
@@ -53,6 +58,7 @@ class Study:
                  base_dir: str | Path = ".", **sections: Mapping[str, Any]):
         data = {"name": name, "prompt": dict(prompt), "factors": dict(factors), **sections}
         self.spec = build_spec(data, base_dir=base_dir)
+        self.use_stores(os.environ.get(OPTUNA_ENV), os.environ.get(MLFLOW_ENV))
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Study":
@@ -62,7 +68,7 @@ class Study:
     def from_spec(cls, spec: StudySpec) -> "Study":
         study = cls.__new__(cls)
         study.spec = spec
-        return study
+        return study.use_stores(os.environ.get(OPTUNA_ENV), os.environ.get(MLFLOW_ENV))
 
     @property
     def name(self) -> str:
@@ -72,17 +78,29 @@ class Study:
         return spec_to_dict(self.spec)
 
     # -- the pieces, each created on first use -------------------------------------------
-    def optuna_study(self):
+    @property
+    def optuna_url(self) -> str:
+        return absolute_sqlite_url(self.spec.tracking.optuna_storage)
+
+    def optuna_study(self, create: bool = True):
         from qeuopt.run.fingerprint import check_unchanged
         from qeuopt.run.queue import open_study
 
         sampler = self.spec.design.sampler
         # `oa` rounds enqueue every trial they run, so the sampler never chooses
-        study = open_study(self.name, absolute_sqlite_url(self.spec.tracking.optuna_storage),
-                           "random" if sampler == "oa" else sampler)
+        study = open_study(self.name, self.optuna_url, "random" if sampler == "oa" else sampler, create=create)
         check_unchanged(study, self.spec)  # a study that already ran with other levels: say so
         name_objective(study, self.spec)
         return study
+
+    def use_stores(self, optuna_storage: str | None = None, tracking_uri: str | None = None) -> Study:
+        """Point this study at other stores than its file names (a worker's command-line
+        options); the environment's ``QEUOPT_OPTUNA_STORAGE`` and ``MLFLOW_TRACKING_URI``
+        already did so when the study was loaded, so credentials stay out of study files."""
+        changes = {k: v for k, v in (("optuna_storage", optuna_storage), ("mlflow_uri", tracking_uri)) if v}
+        if changes:
+            self.spec = replace(self.spec, tracking=replace(self.spec.tracking, **changes))
+        return self
 
     def tracker(self):
         from qeuopt.track.tracker import Tracker
@@ -110,8 +128,12 @@ class Study:
             return image.convert("RGB")
 
     # -- running -------------------------------------------------------------------------
-    def run(self, generator=None, scorer=None, progress: bool = True) -> RunSummary:
-        """Run every condition of the design that is not complete yet."""
+    def run(self, generator=None, scorer=None, progress: bool = True, wait_s: float | None = None,
+            create: bool = True) -> RunSummary:
+        """Run conditions of the design until every one is complete, alongside any other
+        workers of the same study (see :mod:`qeuopt.run.loop`). ``wait_s``: how long to
+        wait for rows other live workers hold (None: until they finish or die).
+        ``create=False`` (a worker): the study must have been created (``qeuopt init``)."""
         require_environment(self.spec, generator is None, scorer is None)  # before anything is created
         if self.spec.design.objective in ("rating", "combined", "preference"):  # people rate: ask/tell, never blocks
             from qeuopt.run.steer import advance
@@ -119,46 +141,82 @@ class Study:
             return advance(self, generator, scorer).summary
         if self.spec.design.kind == "optuna" and self.spec.design.sampler == "oa":
             return self._run_rounds(generator, scorer)
-        from qeuopt.run.queue import design_rows, pending_trials, suggest
+        from qeuopt.run.queue import design_rows
+
+        study, tracker = self.optuna_study(create), self.tracker()
+        rows = design_rows(self.spec)
+        loop = self.loop(study, tracker, rows, progress)
+        loop.resume()
+        self._repair(study, tracker)
+        with self.runner(tracker, rows, generator, scorer) as runner:
+            state = loop.drain(self._work(runner), wait_s)
+        summary = self._summary(study, runner.timings)
+        return replace(summary, unfinished=tuple(map(str, state.held)))
+
+    def loop(self, study, tracker, rows, progress: bool = False, budget: int | None = None):
+        """The :class:`~qeuopt.run.loop.TrialLoop` of this study: its lock, its clean-up."""
+        from qeuopt.run.loop import TrialLoop
+
+        def on_fail(trial) -> None:
+            shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
+            if trial.user_attrs.get("mlflow_run_id"):
+                tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
+
+        if budget is None and rows is None:
+            budget = self.spec.design.trials
+        total = (len(rows) if rows is not None else self.spec.design.trials) if progress else None
+        return TrialLoop(study, self.spec.space.levels(), rows, budget, self.lock, on_fail, total=total)
+
+    @staticmethod
+    def _work(runner):
+        """What a claimed trial does in a CLIP-scored study: run its condition, record it."""
+        def work(values, trial) -> float:
+            result = runner.run(Condition(trial.number, values), runner.link(trial))
+            trial.set_user_attr("clip_scores", result.scores)
+            return result.summary["mean"]
+
+        return work
+
+    def lock(self):
+        """The study's lock, which processes on any machine sharing its Optuna storage take
+        in turn: creating the queue, re-queuing, the parent run."""
+        from qeuopt.track.store import database_lock
+
+        return database_lock(self.optuna_url, f"qeuopt.optuna.{self.name}")
+
+    def init(self) -> int:
+        """Create the Optuna tables, study and queue and the MLflow experiment and parent
+        run, once; return how many conditions wait. ``qeuopt init`` runs this before any
+        worker starts; a first ``run`` does the same."""
+        from qeuopt.run.queue import array_name, design_rows
 
         study, tracker = self.optuna_study(), self.tracker()
         rows = design_rows(self.spec)
-        todo = pending_trials(study, rows, self.spec.design.trials)
-        self._repair(study, tracker)
-        levels = self.spec.space.levels()
-        with self.runner(tracker, rows, generator, scorer) as runner:
-            def objective(trial) -> float:
-                condition = Condition(trial.number, suggest(trial, levels))
-                result = runner.run(condition, runner.link(trial))
-                trial.set_user_attr("clip_scores", result.scores)
-                return result.summary["mean"]
-
-            if todo:
-                study.optimize(objective, n_trials=todo, show_progress_bar=progress)
-        return self._summary(study, runner.timings)
+        state = self.loop(study, tracker, rows).resume()
+        with self.lock():
+            parent = tracker.study_run(self.name, self._parent_params(array_name(self.spec), rows))
+            tracker.client.update_run(parent, status="SCHEDULED")  # no worker runs it yet
+        return state.open
 
     def _run_rounds(self, generator=None, scorer=None) -> RunSummary:
         """``qeuopt.optimize`` with strategy ``oa``: an orthogonal array, then rounds chosen
-        by the models, until `design.trials` conditions are complete. Rounds run in one
-        process, so a trial still RUNNING here was cut off and is failed first."""
-        from optuna.trial import TrialState
-
+        by the models, until `design.trials` conditions are complete. Rounds are planned by
+        one process: a trial another live worker runs stops this one; a dead worker's
+        trial is failed by the loop's resume and its round replanned."""
+        from qeuopt.errors import StoreError
         from qeuopt.run.rounds import optimize
 
         study, tracker = self.optuna_study(), self.tracker()
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study.tell(trial.number, state=TrialState.FAIL)
+        state = self.loop(study, tracker, None, budget=0).resume()
+        if state.held:
+            raise StoreError(f"`design.sampler` = 'oa' plans its rounds in one process, and another worker "
+                             f"runs {state.held[0]}; start one worker for this study")
         self._repair(study, tracker)
         with self.runner(tracker, None, generator, scorer) as runner:
-            def evaluate(values, trial) -> float:
-                result = runner.run(Condition(trial.number, values),
-                                    runner.link(trial))
-                trial.set_user_attr("clip_scores", result.scores)
-                return result.summary["mean"]
-
-            result = optimize(self.spec.space.levels(), evaluate, budget=self.spec.design.trials,
-                              strategy="oa", study_name=self.name, with_trial=True,
-                              storage=absolute_sqlite_url(self.spec.tracking.optuna_storage))
+            work = self._work(runner)
+            result = optimize(self.spec.space.levels(), lambda values, trial: work(values, trial),
+                              budget=self.spec.design.trials, strategy="oa", study_name=self.name,
+                              with_trial=True, storage=self.optuna_url)
             tracker.log(runner.parent_run, tags={"qeuopt.recommended": repr(result.recommended)[:5000]})
         return replace(self._summary(study, runner.timings), recommended=result.recommended)
 
@@ -168,7 +226,8 @@ class Study:
         is done, and the parent run ends FINISHED, or FAILED if an error escaped."""
         from qeuopt.run.queue import array_name
 
-        parent = tracker.study_run(self.name, self._parent_params(array_name(self.spec), rows))
+        with self.lock():  # workers that start together find or make one parent run
+            parent = tracker.study_run(self.name, self._parent_params(array_name(self.spec), rows))
         self.mlflow_view(tracker)
         runner = ConditionRunner(self.spec, generator or self.default_generator(),
                                  scorer or self.default_scorer(), tracker, parent, self.init_image())
@@ -205,19 +264,23 @@ class Study:
                           dict(best.params) if best else None, timings)
 
     def _repair(self, study, tracker) -> None:
-        """Finish what an interrupted run left: uploads of complete trials are redone from
-        their files; runs and folders of failed trials are marked FAILED and removed."""
+        """Finish what interrupted runs left: uploads of complete trials whose worker is
+        gone are redone from their files; runs and folders of failed trials are marked
+        FAILED and removed. A live worker's uploads are its own business."""
         from optuna.trial import TrialState
 
         from qeuopt.run.condition import finish_cut_off_upload
+        from qeuopt.run.workers import owner, uploading_elsewhere
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-            if trial.state == TrialState.COMPLETE:
-                finish_cut_off_upload(tracker, trial)
-                continue
-            shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
-            if trial.user_attrs.get("mlflow_run_id"):
-                tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
+            if trial.state == TrialState.FAIL:
+                shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
+                if trial.user_attrs.get("mlflow_run_id"):
+                    tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
+            elif not uploading_elsewhere(trial) and not finish_cut_off_upload(tracker, trial):
+                print(f"qeuopt: c{trial.number:03d}: its images were written on {owner(trial).get('host')}"
+                      " and never reached MLflow; its scores stand, its run stays RUNNING until a rerun "
+                      "there uploads them", file=sys.stderr)
 
     # -- results -------------------------------------------------------------------------
     def trials(self):

@@ -8,6 +8,7 @@ of the pixels, so better-looking conditions are reproducible too.
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Sequence
 
 import numpy as np
@@ -17,12 +18,13 @@ from qeuopt.config.spec import GenerationSettings
 
 
 class FakeGenerator:
-    """Noise images seeded by the condition; ``fail_after=n`` raises on call n+1."""
+    """Noise images seeded by the condition; ``fail_after=n`` raises on call n+1;
+    ``seconds``: sleep that long per grid, standing in for a GPU's time."""
 
     model = "fake-model"
 
-    def __init__(self, fail_after: int | None = None):
-        self.fail_after = fail_after
+    def __init__(self, fail_after: int | None = None, seconds: float = 0.0):
+        self.fail_after, self.seconds = fail_after, seconds
         self.calls: list[tuple[str, list[int]]] = []
 
     def generate(self, prompt: str, negative: str, settings: GenerationSettings,
@@ -30,6 +32,8 @@ class FakeGenerator:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise RuntimeError(f"fake generator stopped after {self.fail_after} conditions")
         self.calls.append((prompt, list(seeds)))
+        if self.seconds:
+            time.sleep(self.seconds)
         return [self._image(prompt, settings, seed) for seed in seeds]
 
     @staticmethod

@@ -151,3 +151,96 @@ def _has_runs(path: Path) -> bool:
             return db.execute("select count(*) from runs").fetchone()[0] > 0
     except sqlite3.Error:
         return False
+
+
+def masked(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@contextmanager
+def database_lock(url: str, key: str):
+    """A lock two processes cannot both hold, on one machine or many: ``flock`` on the
+    file of a SQLite URL (SQLite's own locks are POSIX locks, so the two do not meet),
+    and a session-level advisory lock for PostgreSQL. Creation of tables, studies and
+    queues happens under it; other databases are refused rather than raced."""
+    path = sqlite_path(url)
+    if path is not None:
+        path = path.resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # an empty file is a new SQLite database
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        return
+    if not url.startswith("postgresql"):
+        raise StoreError(f"{masked(url)}: qeuopt coordinates workers on sqlite:/// or postgresql:// "
+                         "databases; use one of those")
+    with _advisory_lock(url, key):
+        yield
+
+
+@contextmanager
+def _advisory_lock(url: str, key: str):
+    import zlib
+
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    number = zlib.crc32(key.encode()) - 2**31  # a stable signed 32-bit key per study
+    engine = open_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("select pg_advisory_lock(:k)"), {"k": number})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("select pg_advisory_unlock(:k)"), {"k": number})
+    finally:
+        engine.dispose()
+
+
+def open_engine(url: str, **options):
+    """A SQLAlchemy engine, or a :class:`StoreError` naming the URL (password masked)."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.create_engine(url, **options)
+    except ImportError as err:
+        raise StoreError(f"{masked(url)}: the database driver is missing ({err}); "
+                         "`pip install qeuopt[postgres]` installs psycopg 3, which postgresql:// needs") from err
+
+
+@contextmanager
+def store_errors(url: str, doing: str):
+    """Database failures (SQLAlchemy, drivers, MLflow's store) become one
+    :class:`StoreError` line naming the URL, password masked, and what failed."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except ImportError as err:
+        raise StoreError(f"{masked(url)}: {doing} failed: a driver is missing ({err}); "
+                         "`pip install qeuopt[postgres]` installs the one postgresql:// needs") from err
+    except Exception as err:
+        if not _is_database_error(err):
+            raise
+        text = str(err.__cause__ if type(err).__name__ == "StorageInternalError" and err.__cause__ else err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
+        raise StoreError(f"{masked(url)}: {doing} failed: {first.replace(url, masked(url))}") from err
+
+
+def _is_database_error(err: Exception) -> bool:
+    names = {cls.__module__.split(".")[0] for cls in type(err).__mro__}
+    return bool(names & {"sqlalchemy", "psycopg", "psycopg2", "sqlite3"}) or \
+        type(err).__name__ in ("MlflowException", "StorageInternalError")

@@ -9,6 +9,7 @@ between studies or threads.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -36,23 +37,31 @@ class Tracker:
     def __init__(self, uri: str, experiment: str, artifact_dir: str | Path = "mlartifacts"):
         import mlflow
 
-        from qeuopt.track.store import ensure_tracking_db, write_ahead_log
+        from qeuopt.track.store import database_lock, ensure_tracking_db, store_errors, write_ahead_log
 
-        ensure_tracking_db(uri)
-        write_ahead_log(uri)
         self.uri = uri
         self._artifact_uris: dict[str, str] = {}  # run id -> artifact URI of the runs created here
-        self.client = mlflow.MlflowClient(tracking_uri=uri)
-        self.experiment_id = self._experiment(experiment, Path(artifact_dir))
+        with store_errors(uri, "opening the MLflow tracking store"):
+            ensure_tracking_db(uri)
+            write_ahead_log(uri)
+            self.client = mlflow.MlflowClient(tracking_uri=uri)
+            # MLflow creates its tables on first use; two first workers on PostgreSQL race there
+            with database_lock(uri, "qeuopt.mlflow") if uri.startswith("postgresql") else nullcontext():
+                self.experiment_id = self._experiment(experiment, Path(artifact_dir))
 
     def _experiment(self, name: str, artifact_dir: Path) -> str:
+        """Found by name, or created. With a tracking server (http, https) the server owns
+        artifact storage (``--artifacts-destination``), so no location is given: every
+        machine's uploads then reach it. A local store keeps ``artifact_dir``."""
         from mlflow.exceptions import MlflowException
 
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
+        served = self.uri.split(":", 1)[0] in ("http", "https")
+        location = None if served else artifact_dir.resolve().as_uri()
         try:
-            return self.client.create_experiment(name, artifact_location=artifact_dir.resolve().as_uri())
+            return self.client.create_experiment(name, artifact_location=location)
         except MlflowException:  # another worker created it first
             return self.client.get_experiment_by_name(name).experiment_id
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install Debian's PostgreSQL server binaries for the many-worker tests and the scale
+# benchmark. Idempotent and quiet: does nothing when initdb is already there. The tests
+# start their own throw-away server (initdb into a temporary folder, pg_ctl on 127.0.0.1;
+# see tests/servers.py), so no cluster is created or started here. Needs root or sudo;
+# prints one line either way.
+set -euo pipefail
+
+found="$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)"
+if [ -n "$found" ]; then
+    echo "postgresql: already installed ($("$found" --version 2>/dev/null || echo "$found"))"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "postgresql: not installed, and root (or sudo) is needed to apt-get install it" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+# Debian may also create its own cluster on port 5432; the tests never use it
+if ! { $SUDO apt-get update -qq && \
+       $SUDO apt-get install -y -qq --no-install-recommends postgresql; } >"$log" 2>&1; then
+    cat "$log" >&2  # quiet unless it failed
+    echo "postgresql: apt-get install postgresql failed" >&2
+    exit 1
+fi
+found="$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)"
+echo "postgresql: installed ($("$found" --version 2>/dev/null || echo "$found"))"
