@@ -40,7 +40,8 @@ def startup(repeat: int) -> None:
     rows = [("python -c pass", base),
             ("python -c 'import qeuopt'", seconds([python, "-c", "import qeuopt"], repeat)),
             ("qeuopt --help", seconds([python, "-m", "qeuopt.cli.main", "--help"], repeat))]
-    print(f"{'start-up, CPU s (median of %d)' % repeat:<32}{'s':>8}{'minus python':>14}")
+    title = f"start-up, CPU s (median of {repeat})"
+    print(f"{title:<32}{'s':>8}{'minus python':>14}")
     for name, value in rows:
         print(f"{name:<32}{value:>8.3f}{value - base:>14.3f}")
 

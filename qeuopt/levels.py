@@ -9,7 +9,8 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from qeuopt.errors import InputError
 

@@ -111,7 +111,7 @@ def test_every_exported_line_parses_and_runs_what_we_ran(tmp_path, version):
     rows = setting_rows(spec, ranked(settings, [0.1] * len(settings)))
     files = a1111_files(rows, spec, version)
     written = 0
-    for tag, (header, *lines) in files.items():
+    for _tag, (header, *lines) in files.items():
         assert header.startswith(f"# A1111 {version}") and len(set(lines)) == len(lines)
         strength = float(header.split("Denoising strength: ")[1].split(";")[0])
         schedule = header.split("Schedule type: ")[1].split(";")[0] if "Schedule type" in header else "Automatic"

@@ -43,7 +43,7 @@ def test_oa_starts_with_an_array_and_finds_the_optimum_of_an_additive_response()
     result = optimize(FACTORS, additive, budget=18, strategy="oa")
     first = result.history[result.history["round"] == 1]
     assert result.strategy == "oa" and len(first) == 9 and result.history["round"].max() > 1
-    for name, levels in FACTORS.items():  # round 1 is an L9: every level three times
+    for name, _levels in FACTORS.items():  # round 1 is an L9: every level three times
         assert first[name].value_counts().tolist() == [3, 3, 3]
     assert result.recommended == BEST
 

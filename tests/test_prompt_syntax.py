@@ -95,8 +95,7 @@ def test_downweight_moves_towards_the_prompt_without_the_word(encoder):
 
 
 def test_long_prompt_is_chunked_not_truncated(pipe, encoder):
-    words = ("red blue green yellow black white sun sea sky beach ocean mountain city forest night day "
-             "light eye hair face smile girl boy man woman person figure art style painting").split()
+    words = ["red", "blue", "green", "yellow", "black", "white", "sun", "sea", "sky", "beach", "ocean", "mountain", "city", "forest", "night", "day", "light", "eye", "hair", "face", "smile", "girl", "boy", "man", "woman", "person", "figure", "art", "style", "painting"]
     prompt = ", ".join((words * 3)[:60]) + ","  # 60 words and 60 commas: 120 tokens
     assert len(tokens(pipe, prompt)) - 2 == 120
     embeds = encoder.encode(prompt)[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,6 +52,13 @@ class SoftGenerator(FakeGenerator):
         return Image.fromarray((a * mix + b * (1 - mix)).astype(np.uint8))
 
 
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database: MLflow's runs in write-ahead-log mode, so
+    the latest commits may still sit in ``-wal`` beside the file, which a file copy misses."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
 def empty_mlflow_db(base: Path) -> Path:
     """A migrated MLflow database with no experiment, made once per session."""
     if "empty" not in _MADE:
@@ -66,7 +73,7 @@ def empty_mlflow_db(base: Path) -> Path:
 
 def fresh_folder(base: Path, workdir: Path) -> None:
     """Give ``workdir`` a migrated, empty MLflow database."""
-    shutil.copy(empty_mlflow_db(base), workdir / "mlflow.db")
+    copy_database(empty_mlflow_db(base), workdir / "mlflow.db")
 
 
 def rated_template(base: Path) -> Path:
@@ -84,7 +91,7 @@ def rated_template(base: Path) -> Path:
 def study_copy(template: Path, workdir: Path, **changes):
     """The template's study in ``workdir`` (the current folder): its own databases, shared images."""
     for name in ("mlflow.db", "optuna.db"):
-        shutil.copy(template / name, workdir / name)
+        copy_database(template / name, workdir / name)
     return make_study(**changes)
 
 

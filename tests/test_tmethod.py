@@ -24,7 +24,7 @@ M = np.array([1.0, 2.0, -2.0, 4.0])
 X1 = np.array([2.0, 4.0, -4.0, 9.0])
 X2 = np.array([1.0, -1.0, 0.0, 2.0])
 r = 1 + 4 + 4 + 16  # 25
-l = 4
+l = 4  # noqa: E741 (the T-method's own name for the number of signal rows)
 # Item 1
 L_1 = 2 + 8 + 8 + 36  # 54
 beta_1 = 54 / 25  # 2.16

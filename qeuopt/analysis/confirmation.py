@@ -8,8 +8,9 @@ import math
 import os
 import string
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from qeuopt.config.spec import GENERATION_FACTORS, spec_to_dict
 from qeuopt.errors import InputError

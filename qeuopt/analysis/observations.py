@@ -16,8 +16,9 @@ condition (``combined`` and ``preference`` exist only so).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 

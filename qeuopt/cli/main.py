@@ -65,7 +65,7 @@ def cmd_init(args) -> int:
 
 def cmd_run(args) -> int:
     study = _study_with_stores(args)
-    if args.fresh:
+    if getattr(args, "fresh", False):
         from qeuopt.run.fingerprint import start_over
 
         print(start_over(study))

@@ -67,12 +67,12 @@ def cmd_ratings_export(args) -> int:
 
     study = _study(args.study)
     with store_for(study.spec) as store:
-        out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
-        try:
-            count = write_ratings_csv(store.rows(study.name), out)
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        rows = store.rows(study.name)
+    if args.output:
+        with open(args.output, "w", newline="", encoding="utf-8") as out:
+            count = write_ratings_csv(rows, out)
+    else:
+        count = write_ratings_csv(rows, sys.stdout)
     print(f"{count} rating(s) of {study.name} exported", file=sys.stderr)
     return 0
 

@@ -8,9 +8,10 @@ given. Nothing here imports torch, diffusers, mlflow or optuna.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from qeuopt.config.checks import (
     NUMBER_RULES,

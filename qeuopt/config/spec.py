@@ -8,8 +8,9 @@ through TOML/JSON unchanged. Nothing here imports a heavy library.
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 # Generation settings that may also be factors (varied per condition).
 GENERATION_FACTORS = ("strength", "guidance", "seed", "steps", "scheduler", "width", "height")
@@ -40,7 +41,7 @@ class Space:
         return {f.name: f.levels for f in self.factors}
 
     @classmethod
-    def from_mapping(cls, factors: Mapping[str, Any]) -> "Space":
+    def from_mapping(cls, factors: Mapping[str, Any]) -> Space:
         return cls(tuple(Factor(name, tuple(levels)) for name, levels in factors.items()))
 
 

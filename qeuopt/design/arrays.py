@@ -38,7 +38,7 @@ k = 0..11 get the L4 row k mod 4 (columns 1-3) and the level k // 4 + 1 (column 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -146,7 +146,7 @@ def _l36b() -> np.ndarray:
     return np.hstack([two_level, block_level, l36[:, 11:]])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _build(name: str) -> np.ndarray:
     if name in _TWO_LEVEL_BITS:
         table = _two_level(_TWO_LEVEL_BITS[name])

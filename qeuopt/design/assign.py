@@ -11,8 +11,9 @@ scores lives in :mod:`qeuopt.analysis.effects`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -17,8 +17,8 @@ prompt and negative of different lengths are padded with empty-prompt chunks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from qeuopt.config.prompt_syntax import chunks, readable, schedule, split_loras, text_at
 

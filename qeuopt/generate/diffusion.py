@@ -12,8 +12,8 @@ peft adapters, and each grid sets the adapter weights its ``<lora:name:weight>``
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from qeuopt.config.load import (
     PICKLE_SUFFIXES,  # one list: validation refuses what loading refuses

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import shlex
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from qeuopt.config.schedulers import DEFAULT, a1111_sampler, legacy_sampler_name, scheduler_for_class
 

@@ -72,7 +72,7 @@ class SettingModel(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
     # --------------------------------------------------------------------------- fit
-    def fit(self, X: pd.DataFrame, y) -> "SettingModel":
+    def fit(self, X: pd.DataFrame, y) -> SettingModel:
         """Fit main effects and the pair term to the scores ``y`` of the conditions ``X``."""
         X, y = self._check_fit_input(X, y)
         self.factors_ = list(X.columns)

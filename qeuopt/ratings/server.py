@@ -278,7 +278,7 @@ class RatingServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}/"
 
-    def start(self) -> "RatingServer":
+    def start(self) -> RatingServer:
         self.app.catalog.start()  # refreshed in the background, never inside a request
         self.app.sync.start()  # first drains what an earlier, killed server left for MLflow
         self.app.pairs.start()

@@ -24,10 +24,11 @@ import csv
 import re
 import sqlite3
 import threading
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, TextIO
+from typing import Any, TextIO
 
 from qeuopt.errors import RatingError
 
@@ -57,7 +58,7 @@ UPSERT = """INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?)
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def check_rating(value: Any) -> int | None:
@@ -193,7 +194,7 @@ class RatingStore:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "RatingStore":
+    def __enter__(self) -> RatingStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -293,12 +294,12 @@ def _checked_row(row: Mapping[str, str], study: str, known: Mapping[int, int]) -
     rating = check_rating(int(text) if text.isdigit() else text)
     stamp = (row.get("updated_at") or "").strip()
     try:
-        when = datetime.fromisoformat(stamp) if stamp else datetime.now(timezone.utc)
+        when = datetime.fromisoformat(stamp) if stamp else datetime.now(UTC)
     except ValueError:
         raise RatingError(f"`updated_at`: an ISO 8601 time (or empty) is allowed; given {stamp!r}") from None
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
     return {"study": study, "condition": condition, "image": image, "rater": check_rater(row.get("rater")),
-            "rating": rating, "updated_at": when.astimezone(timezone.utc).isoformat(timespec="microseconds")}
+            "rating": rating, "updated_at": when.astimezone(UTC).isoformat(timespec="microseconds")}
 
 
 def _integer(row: Mapping[str, str], name: str) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 RETRY_S = 2.0  # after MLflow failed (locked database, disk full), try again this much later
@@ -55,7 +56,7 @@ class MlflowSync:
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="qeuopt-mlflow-sync", daemon=True)
 
-    def start(self) -> "MlflowSync":
+    def start(self) -> MlflowSync:
         self._thread.start()
         self.notify()
         return self

@@ -10,7 +10,7 @@ was observed; by default the list is diverse over the artist pair.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

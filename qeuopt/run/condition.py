@@ -10,10 +10,11 @@ import math
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from qeuopt.config.spec import Condition, GenerationSettings, StudySpec
 from qeuopt.generate.files import GRID_FILE, condition_images, image_name, parse_image_name

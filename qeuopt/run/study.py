@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from qeuopt.config.environment import require_environment
 from qeuopt.config.load import build_spec, load_study_file
@@ -61,11 +62,11 @@ class Study:
         self.use_stores(os.environ.get(OPTUNA_ENV), os.environ.get(MLFLOW_ENV))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Study":
+    def from_file(cls, path: str | Path) -> Study:
         return cls.from_spec(load_study_file(path))
 
     @classmethod
-    def from_spec(cls, spec: StudySpec) -> "Study":
+    def from_spec(cls, spec: StudySpec) -> Study:
         study = cls.__new__(cls)
         study.spec = spec
         return study.use_stores(os.environ.get(OPTUNA_ENV), os.environ.get(MLFLOW_ENV))

@@ -10,7 +10,7 @@ tokens: longer texts are truncated, and we warn once per text.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

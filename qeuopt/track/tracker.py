@@ -9,9 +9,10 @@ between studies or threads.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from qeuopt.track.schema import (
     PARENT_TAG,
