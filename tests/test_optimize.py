@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from qeuopt.design.balanced import balanced_design, spread_rows
 from qeuopt.errors import EvaluationError, InputError
-from qeuopt.run.rounds import balanced_design, design_rows, optimize
+from qeuopt.run.rounds import optimize
 from qeuopt.testing.synthetic import make_problem
 
 FACTORS = {"style": ["ink", "oil", "pastel"], "strength": [0.35, 0.55, 0.75],
@@ -118,8 +119,8 @@ def test_a_failing_evaluator_marks_the_trial_failed_and_raises(tmp_path):
         optimize(FACTORS, lambda c: float("nan"), budget=3, strategy="random")
 
 
-def test_design_rows_use_a_published_array_when_one_fits():
-    rows = design_rows(FACTORS, 9, np.random.default_rng(0))
+def test_spread_rows_use_a_published_array_when_one_fits():
+    rows = spread_rows(FACTORS, 9, np.random.default_rng(0))
     assert len(rows) == 9
     for name, levels in FACTORS.items():  # L9: every level three times
         assert sorted(levels.index(row[name]) for row in rows) == [0, 0, 0, 1, 1, 1, 2, 2, 2]

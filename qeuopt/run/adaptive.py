@@ -67,11 +67,11 @@ def first_round_size(levels: Mapping[str, Sequence], budget: int) -> int:
 
 def run_adaptive(runner, budget: int, rng: np.random.Generator) -> None:
     """Round 1: a balanced design; then rounds of Thompson draws and GP proposals."""
-    from qeuopt.run.rounds import design_rows
+    from qeuopt.design.balanced import spread_rows
 
     first = first_round_size(runner.levels, budget)
     if len(runner.records) < first:
-        rows = design_rows(runner.levels, first, rng)
+        rows = spread_rows(runner.levels, first, rng)
         runner.run_rows(rows[len(runner.records):], 1)
     round_number = 1
     while len(runner.records) < budget:
