@@ -35,8 +35,11 @@ def replay_table(sd15_only: bool = False) -> tuple[dict, np.ndarray, tuple]:
     """(factors, true values over the grid, per-cell arrays of image scores)."""
     data = load_images(sd15_only)
     data = data[data["colour"].isin(COLOURS) & (data["model"] != "DALLE2")]
-    factors = {"generator": tuple(sorted(data["generator"].unique())),
-               "style": tuple(sorted(data["style"].unique())), "colour": COLOURS}
+    factors = {
+        "generator": tuple(sorted(data["generator"].unique())),
+        "style": tuple(sorted(data["style"].unique())),
+        "colour": COLOURS,
+    }
     shape = [len(v) for v in factors.values()]
     truth, scores = np.full(shape, np.nan), np.empty(shape, dtype=object)
     for (gen, style, colour), cell in data.groupby(["generator", "style", "colour"]):

@@ -113,9 +113,11 @@ def methods():
 def main():
     start = time.perf_counter()
     X, y, truth = movielens_like()
-    print(f"data: {len(np.unique(X[:, 0].astype(int)))} users x "
-          f"{len(np.unique(X[:, 1].astype(int)))} items, {len(y)} ratings, "
-          f"rating std {y.std():.3f}, built in {time.perf_counter() - start:.1f} s")
+    print(
+        f"data: {len(np.unique(X[:, 0].astype(int)))} users x "
+        f"{len(np.unique(X[:, 1].astype(int)))} items, {len(y)} ratings, "
+        f"rating std {y.std():.3f}, built in {time.perf_counter() - start:.1f} s"
+    )
     print(f"{'method':<46} {'RMSE (5-fold)':>16} {'fit s':>7}")
     floor = np.sqrt(np.mean((truth - y) ** 2))
     print(f"{'noise floor (true scores, no fitting)':<46} {floor:>8.4f} {'':>7} {'-':>7}")
@@ -124,8 +126,7 @@ def main():
             print(f"{name:<46} {'-':>16} {'-':>7}")
             continue
         result = cross_validated_rmse(estimator, X, y, cv=5, random_state=0)
-        print(f"{name:<46} {result.rmse:>8.4f} ± {result.rmse_std:.4f} "
-              f"{result.fit_seconds:>7.2f}")
+        print(f"{name:<46} {result.rmse:>8.4f} ± {result.rmse_std:.4f} {result.fit_seconds:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -37,9 +37,11 @@ def seconds(command: list[str], repeat: int) -> float:
 def startup(repeat: int) -> None:
     python = sys.executable
     base = seconds([python, "-c", "pass"], repeat)
-    rows = [("python -c pass", base),
-            ("python -c 'import qeuopt'", seconds([python, "-c", "import qeuopt"], repeat)),
-            ("qeuopt --help", seconds([python, "-m", "qeuopt.cli.main", "--help"], repeat))]
+    rows = [
+        ("python -c pass", base),
+        ("python -c 'import qeuopt'", seconds([python, "-c", "import qeuopt"], repeat)),
+        ("qeuopt --help", seconds([python, "-m", "qeuopt.cli.main", "--help"], repeat)),
+    ]
     title = f"start-up, CPU s (median of {repeat})"
     print(f"{title:<32}{'s':>8}{'minus python':>14}")
     for name, value in rows:
@@ -68,22 +70,27 @@ def clip_throughput(model: str, count: int, repeat: int, size: int) -> None:
 
     def qeuopt_pixels(r):
         for g, start in enumerate(range(0, count, 6)):
-            scorer.score(pixels[start:start + 6], prompt(g, r))
+            scorer.score(pixels[start : start + 6], prompt(g, r))
 
     def user_pil(r):  # what a script with sentence-transformers does per grid
         for g, start in enumerate(range(0, count, 6)):
-            st.encode(images[start:start + 6], normalize_embeddings=True) @ \
-                st.encode([prompt(g, r)], normalize_embeddings=True)[0]
+            st.encode(images[start : start + 6], normalize_embeddings=True) @ st.encode(
+                [prompt(g, r)], normalize_embeddings=True
+            )[0]
 
     def one_by_one(r):
         for k, image in enumerate(images):
             st.encode([image], normalize_embeddings=True) @ st.encode([prompt(k // 6, r)], normalize_embeddings=True)[0]
 
-    print(f"\nCLIP scoring, model {model}, {count} images of {size}x{size} in grids of 6, a new prompt per grid; "
-          f"median of {repeat}, variants alternated")
-    variants = {"qeuopt: pixel array, torch preprocessing": qeuopt_pixels,
-                "sentence-transformers: PIL grid + prompt": user_pil,
-                "one image per call, prompt re-encoded": one_by_one}
+    print(
+        f"\nCLIP scoring, model {model}, {count} images of {size}x{size} in grids of 6, a new prompt per grid; "
+        f"median of {repeat}, variants alternated"
+    )
+    variants = {
+        "qeuopt: pixel array, torch preprocessing": qeuopt_pixels,
+        "sentence-transformers: PIL grid + prompt": user_pil,
+        "one image per call, prompt re-encoded": one_by_one,
+    }
     times = {name: [] for name in variants}
     for _ in range(repeat):
         for name, work in variants.items():

@@ -40,15 +40,23 @@ def one_run(task: tuple[str, int, int]) -> tuple[str, int, int, float, float]:
     if strategy == "full" and budget < problem.grid_size():
         return label, budget, instance, float("nan"), 0.0
     start = time.perf_counter()
-    result = optimize(problem.factors, problem.evaluate, budget=budget, strategy=strategy,
-                      seed=instance, recommend=recommend or "auto")
+    result = optimize(
+        problem.factors,
+        problem.evaluate,
+        budget=budget,
+        strategy=strategy,
+        seed=instance,
+        recommend=recommend or "auto",
+    )
     return label, budget, instance, problem.regret(result.recommended), time.perf_counter() - start
 
 
 def summarize(results, labels, budgets) -> list[str]:
     """Markdown table: median / p90 regret per strategy (rows) and budget (columns)."""
-    lines = ["| strategy | " + " | ".join(f"budget {b}" for b in budgets) + " | s/run |",
-             "|---|" + "---:|" * (len(budgets) + 1)]
+    lines = [
+        "| strategy | " + " | ".join(f"budget {b}" for b in budgets) + " | s/run |",
+        "|---|" + "---:|" * (len(budgets) + 1),
+    ]
     best = {b: min(_median(results, label, b) for label in labels) for b in budgets}
     for label in labels:
         cells = []
@@ -68,11 +76,14 @@ def paired(results, labels, budgets, reference: str = "oa") -> list[str]:
     """Markdown table: mean over instances of (regret - the reference's regret), +- its
     standard error. Same problems and noise for both, so this is far less noisy than
     comparing medians; positive = the reference did better."""
+
     def regrets(label, budget):
         return {i: r for lab, bud, i, r, _ in results if lab == label and bud == budget}
 
-    lines = [f"| strategy - {reference} | " + " | ".join(f"budget {b}" for b in budgets) + " |",
-             "|---|" + "---:|" * len(budgets)]
+    lines = [
+        f"| strategy - {reference} | " + " | ".join(f"budget {b}" for b in budgets) + " |",
+        "|---|" + "---:|" * len(budgets),
+    ]
     for label in labels:
         if label == reference:
             continue
@@ -96,8 +107,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=50, help="synthetic studies (default 50)")
     parser.add_argument("--budgets", default="9,18,36,72", help="comma-separated evaluation budgets")
-    parser.add_argument("--strategies", default=DEFAULT_STRATEGIES, help="comma-separated; "
-                        "'name+model' uses the model's pick for a sampler's evaluations")
+    parser.add_argument(
+        "--strategies",
+        default=DEFAULT_STRATEGIES,
+        help="comma-separated; 'name+model' uses the model's pick for a sampler's evaluations",
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     args = parser.parse_args(argv)
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -108,9 +122,11 @@ def main(argv=None) -> None:
         results = pool.map(one_run, tasks, chunksize=1)
     blind = [make_problem(i) for i in range(args.instances)]
     blind = [p.optimum() - p.grid_mean() for p in blind]
-    print(f"Regret of .recommended, median / p90 over {args.instances} synthetic studies "
-          f"(lower is better; bold = lowest median per budget). A blind pick loses "
-          f"{np.median(blind):.2f} (median).\n")
+    print(
+        f"Regret of .recommended, median / p90 over {args.instances} synthetic studies "
+        f"(lower is better; bold = lowest median per budget). A blind pick loses "
+        f"{np.median(blind):.2f} (median).\n"
+    )
     print("\n".join(summarize(results, labels, budgets)))
     if "oa" in labels:
         print("\nPaired difference to oa (mean regret difference +- standard error; > 0: oa better)\n")

@@ -35,8 +35,13 @@ SCHEDULERS = ("euler_a", "dpmpp_2m", "ddim")
 class TableWorld:
     """A world whose true value is tabulated over the grid; noise drawn in call order."""
 
-    def __init__(self, factors: Mapping[str, tuple], truth: np.ndarray,
-                 noise: Callable[[np.random.Generator, tuple], float], noise_seed: int):
+    def __init__(
+        self,
+        factors: Mapping[str, tuple],
+        truth: np.ndarray,
+        noise: Callable[[np.random.Generator, tuple], float],
+        noise_seed: int,
+    ):
         self.factors = {name: tuple(levels) for name, levels in factors.items()}
         self.truth, self.noise, self.noise_seed = truth, noise, noise_seed
         self._index = {name: {level: i for i, level in enumerate(levels)} for name, levels in self.factors.items()}
@@ -68,14 +73,18 @@ class TableWorld:
 def _grid(factors: Mapping[str, tuple]) -> list[np.ndarray]:
     """Per factor, an index array broadcastable over the grid (for numpy formulas)."""
     n = len(factors)
-    return [np.arange(len(levels)).reshape([-1 if i == k else 1 for i in range(n)])
-            for k, levels in enumerate(factors.values())]
+    return [
+        np.arange(len(levels)).reshape([-1 if i == k else 1 for i in range(n)])
+        for k, levels in enumerate(factors.values())
+    ]
 
 
 def _artists(rng: np.random.Generator) -> dict[str, tuple]:
     n_a, n_b = (int(rng.integers(3, 10)) for _ in range(2))
-    return {"style_a": tuple(f"artist_a{i + 1}" for i in range(n_a)),
-            "style_b": tuple(f"artist_b{i + 1}" for i in range(n_b))}
+    return {
+        "style_a": tuple(f"artist_a{i + 1}" for i in range(n_a)),
+        "style_b": tuple(f"artist_b{i + 1}" for i in range(n_b)),
+    }
 
 
 def _bump(x, peak, width, height):
@@ -84,15 +93,24 @@ def _bump(x, peak, width, height):
 
 def fullrank(seed: int) -> TableWorld:
     rng = np.random.default_rng([1, seed])
-    factors = {**_artists(rng), "strength": STRENGTHS, "guidance": GUIDANCES,
-               "scheduler": SCHEDULERS, "steps": (20, 30, 40)}
+    factors = {
+        **_artists(rng),
+        "strength": STRENGTHS,
+        "guidance": GUIDANCES,
+        "scheduler": SCHEDULERS,
+        "steps": (20, 30, 40),
+    }
     a, b, s, g, _, _ = _grid(factors)
     n_a, n_b = len(factors["style_a"]), len(factors["style_b"])
     pair = rng.normal(0, 1, (n_a, n_b))  # iid cells: full rank, nothing shared between pairs
     st, gu = np.array(STRENGTHS), np.array(GUIDANCES)
-    truth = (rng.normal(0, 1, n_a)[a] + rng.normal(0, 1, n_b)[b] + pair[a, b]
-             + _bump(st[s], rng.uniform(0.3, 0.8), rng.uniform(0.1, 0.25), rng.uniform(1, 3))
-             + _bump(gu[g], rng.uniform(4, 12), rng.uniform(1.5, 3.5), rng.uniform(0.5, 2)))
+    truth = (
+        rng.normal(0, 1, n_a)[a]
+        + rng.normal(0, 1, n_b)[b]
+        + pair[a, b]
+        + _bump(st[s], rng.uniform(0.3, 0.8), rng.uniform(0.1, 0.25), rng.uniform(1, 3))
+        + _bump(gu[g], rng.uniform(4, 12), rng.uniform(1.5, 3.5), rng.uniform(0.5, 2))
+    )
     truth = np.broadcast_to(truth, [len(v) for v in factors.values()]).copy()
     return TableWorld(factors, truth, lambda r, codes: 0.75 * r.standard_t(3), int(rng.integers(2**31)))
 
@@ -100,18 +118,20 @@ def fullrank(seed: int) -> TableWorld:
 def numeric(seed: int) -> TableWorld:
     rng = np.random.default_rng([2, seed])
     steps = (10, 20, 30, 50)
-    factors = {**_artists(rng), "strength": STRENGTHS, "guidance": GUIDANCES,
-               "scheduler": SCHEDULERS, "steps": steps}
+    factors = {**_artists(rng), "strength": STRENGTHS, "guidance": GUIDANCES, "scheduler": SCHEDULERS, "steps": steps}
     a, b, s, g, c, k = _grid(factors)
     n_a, n_b = len(factors["style_a"]), len(factors["style_b"])
     st, gu = np.array(STRENGTHS), np.array(GUIDANCES)
     peaks = rng.uniform(0.3, 0.8, n_a)  # artist x strength: each artist A has its own best strength
     best_guidance = rng.uniform(6, 10) + rng.choice([-1, 1]) * rng.uniform(5, 12) * (st[s] - 0.55)
-    truth = (rng.normal(0, 1, n_a)[a] + rng.normal(0, 1, n_b)[b]
-             + _bump(st[s], peaks[a], 0.12, rng.uniform(1, 3))
-             + _bump(gu[g], best_guidance, 2.0, rng.uniform(1, 2))  # strength x guidance
-             + rng.normal(0, 0.3, 3)[c]
-             + rng.uniform(0.5, 1.5) * (1 - np.exp(-np.array(steps)[k] / rng.uniform(5, 20))))
+    truth = (
+        rng.normal(0, 1, n_a)[a]
+        + rng.normal(0, 1, n_b)[b]
+        + _bump(st[s], peaks[a], 0.12, rng.uniform(1, 3))
+        + _bump(gu[g], best_guidance, 2.0, rng.uniform(1, 2))  # strength x guidance
+        + rng.normal(0, 0.3, 3)[c]
+        + rng.uniform(0.5, 1.5) * (1 - np.exp(-np.array(steps)[k] / rng.uniform(5, 20)))
+    )
     truth = np.broadcast_to(truth, [len(v) for v in factors.values()]).copy()
     g_index = list(factors).index("guidance")
 
@@ -123,15 +143,23 @@ def numeric(seed: int) -> TableWorld:
 
 def plateau(seed: int) -> TableWorld:
     rng = np.random.default_rng([3, seed])
-    factors = {**_artists(rng), "strength": STRENGTHS, "guidance": GUIDANCES,
-               "scheduler": SCHEDULERS, "steps": (20, 30, 40)}
+    factors = {
+        **_artists(rng),
+        "strength": STRENGTHS,
+        "guidance": GUIDANCES,
+        "scheduler": SCHEDULERS,
+        "steps": (20, 30, 40),
+    }
     a, b, s, g, c, _ = _grid(factors)
     n_a, n_b = len(factors["style_a"]), len(factors["style_b"])
     st, gu = np.array(STRENGTHS), np.array(GUIDANCES)
     threshold = rng.choice(STRENGTHS[1:4])  # below it the image barely changes: a flat region
-    raw = (rng.normal(0, 1, n_a)[a] + rng.normal(0, 1, n_b)[b]
-           + np.where(st[s] >= threshold, rng.uniform(1, 2), 0.0)
-           + _bump(gu[g], rng.uniform(4, 12), rng.uniform(1.5, 3.5), rng.uniform(0.5, 2)))
+    raw = (
+        rng.normal(0, 1, n_a)[a]
+        + rng.normal(0, 1, n_b)[b]
+        + np.where(st[s] >= threshold, rng.uniform(1, 2), 0.0)
+        + _bump(gu[g], rng.uniform(4, 12), rng.uniform(1.5, 3.5), rng.uniform(0.5, 2))
+    )
     triple = (rng.integers(n_a), rng.integers(n_b), rng.integers(3))
     bonus = 1.5 * ((a == triple[0]) & (b == triple[1]) & (c == triple[2]))
     truth = 2.0 * np.tanh(raw / 2.0) + bonus  # saturation: many near-equal good settings

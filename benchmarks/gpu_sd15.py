@@ -63,23 +63,46 @@ def build_model(folder: Path, arch: str, dtype: str) -> Path:
     big = arch == "sd15"
     blocks = (320, 640, 1280, 1280) if big else (32, 64)
     unet = UNet2DConditionModel(
-        sample_size=64 if big else 8, block_out_channels=blocks, layers_per_block=2 if big else 1,
+        sample_size=64 if big else 8,
+        block_out_channels=blocks,
+        layers_per_block=2 if big else 1,
         down_block_types=("CrossAttnDownBlock2D",) * (len(blocks) - 1) + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (len(blocks) - 1),
-        cross_attention_dim=768 if big else 32, attention_head_dim=8 if big else 2)
+        cross_attention_dim=768 if big else 32,
+        attention_head_dim=8 if big else 2,
+    )
     vae_blocks = (128, 256, 512, 512) if big else (32, 64)
-    vae = AutoencoderKL(block_out_channels=vae_blocks, down_block_types=("DownEncoderBlock2D",) * len(vae_blocks),
-                        up_block_types=("UpDecoderBlock2D",) * len(vae_blocks), latent_channels=4,
-                        layers_per_block=2 if big else 1, sample_size=512 if big else 64)
+    vae = AutoencoderKL(
+        block_out_channels=vae_blocks,
+        down_block_types=("DownEncoderBlock2D",) * len(vae_blocks),
+        up_block_types=("UpDecoderBlock2D",) * len(vae_blocks),
+        latent_channels=4,
+        layers_per_block=2 if big else 1,
+        sample_size=512 if big else 64,
+    )
     # the tiny model's tokenizer (built offline); its ids fit any vocabulary at least as large
     tokenizer = CLIPTokenizer.from_pretrained(Path(resolve_model("qeuopt-tiny:sd")) / "tokenizer")
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=768 if big else 32, intermediate_size=3072 if big else 64,
-        num_hidden_layers=12 if big else 2, num_attention_heads=12 if big else 2,
-        max_position_embeddings=77, hidden_act="quick_gelu"))
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet,
-                                   scheduler=PNDMScheduler.from_config(SD15_SCHEDULER), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768 if big else 32,
+            intermediate_size=3072 if big else 64,
+            num_hidden_layers=12 if big else 2,
+            num_attention_heads=12 if big else 2,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+        )
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=PNDMScheduler.from_config(SD15_SCHEDULER),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.to(getattr(torch, dtype)).save_pretrained(folder)
     return folder
 
@@ -150,8 +173,11 @@ def gpu_sampler(folder: Path):
     if shutil.which("nvidia-smi") is None:
         return None
     out = open(folder / "smi.csv", "w")  # noqa: SIM115 - nvidia-smi writes to it until terminated
-    return subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                             "-lms", "100"], stdout=out, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "100"],
+        stdout=out,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def in_process(study_file: Path, folder: Path, device: str) -> dict:
@@ -169,8 +195,12 @@ def in_process(study_file: Path, folder: Path, device: str) -> dict:
     samples = [int(x) for x in (folder / "smi.csv").read_text().split() if x.isdigit()] if sampler else []
     steady = generator.busy[1:]  # the first grid loads and warms up
     steady_wall = end - (generator.first + generator.busy[0])
-    return {"busy_fraction": sum(steady) / steady_wall, "images_per_s": 6 * len(steady) / steady_wall,
-            "gpu_util_mean": sum(samples) / len(samples) if samples else None, "grids": summary.ran}
+    return {
+        "busy_fraction": sum(steady) / steady_wall,
+        "images_per_s": 6 * len(steady) / steady_wall,
+        "gpu_util_mean": sum(samples) / len(samples) if samples else None,
+        "grids": summary.ran,
+    }
 
 
 def main() -> None:
@@ -185,11 +215,22 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="qeuopt-gpu-"))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     model = build_model(work / "model", args.arch, args.dtype)
-    prompts = [f"portrait in the style of {a}, beach in the style of {b}, high quality"
-               for a in STYLES[0] for b in STYLES[1]]  # the nine pairs of the study's L9
+    prompts = [
+        f"portrait in the style of {a}, beach in the style of {b}, high quality" for a in STYLES[0] for b in STYLES[1]
+    ]  # the nine pairs of the study's L9
     job = work / "job.json"
-    job.write_text(json.dumps({"model": str(model), "dtype": args.dtype, "device": args.device, "steps": args.steps,
-                               "size": args.size, "prompts": prompts}))
+    job.write_text(
+        json.dumps(
+            {
+                "model": str(model),
+                "dtype": args.dtype,
+                "device": args.device,
+                "steps": args.steps,
+                "size": args.size,
+                "prompts": prompts,
+            }
+        )
+    )
     (work / "plain.py").write_text(PLAIN_LOOP)
     rows = {}
     plain_wall, plain_cpu, out = child([sys.executable, str(work / "plain.py"), str(job)], work, env)
@@ -200,16 +241,24 @@ def main() -> None:
     wall, cpu, _ = child([sys.executable, "-m", "qeuopt", "run", str(study_cli), "--quiet"], work / "run-cli", env)
     rows["qeuopt run (whole process)"] = (wall, cpu, {})
     inproc = in_process(write_study(work / "run-inproc", model, args), work / "run-inproc", args.device)
-    print(f"SD 1.5 architecture ({args.arch}), random weights, {args.size}x{args.size}, {args.steps} steps, "
-          f"2x3 grid, {args.dtype} on {args.device}")
+    print(
+        f"SD 1.5 architecture ({args.arch}), random weights, {args.size}x{args.size}, {args.steps} steps, "
+        f"2x3 grid, {args.dtype} on {args.device}"
+    )
     for name, (wall, cpu, extra) in rows.items():
         print(f"  {name:<34} wall {wall:7.1f} s  CPU {cpu:7.1f} s  {json.dumps(extra)}")
-    print(f"  qeuopt / plain: wall {rows['qeuopt run (whole process)'][0] / plain_wall:.2f}, "
-          f"CPU {rows['qeuopt run (whole process)'][1] / plain_cpu:.2f} (qeuopt also scores, writes and logs)")
-    print(f"  qeuopt in-process after the first grid: {inproc['images_per_s']:.2f} images/s, generator busy "
-          f"{inproc['busy_fraction']:.3f} of the wall time, nvidia-smi mean utilization {inproc['gpu_util_mean']}")
-    print(f"  plain loop after the first grid: {rows['plain script (generation only)'][2]['steady_images_per_s']:.2f} "
-          f"images/s")
+    print(
+        f"  qeuopt / plain: wall {rows['qeuopt run (whole process)'][0] / plain_wall:.2f}, "
+        f"CPU {rows['qeuopt run (whole process)'][1] / plain_cpu:.2f} (qeuopt also scores, writes and logs)"
+    )
+    print(
+        f"  qeuopt in-process after the first grid: {inproc['images_per_s']:.2f} images/s, generator busy "
+        f"{inproc['busy_fraction']:.3f} of the wall time, nvidia-smi mean utilization {inproc['gpu_util_mean']}"
+    )
+    print(
+        f"  plain loop after the first grid: {rows['plain script (generation only)'][2]['steady_images_per_s']:.2f} "
+        f"images/s"
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

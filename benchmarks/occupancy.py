@@ -69,16 +69,26 @@ class SleepingGPU:
 
 
 def study_data(name: str, full: bool, overlap: bool) -> dict:
-    factors = {"style_a": ["Richard Dadd", "Hokusai", "Frank Cho"],
-               "style_b": ["Rinko Kawauchi", "Todd Hido", "Claude Monet"],
-               "guidance": [6.0, 8.0, 10.0], "steps": [28, 30, 32]}
+    factors = {
+        "style_a": ["Richard Dadd", "Hokusai", "Frank Cho"],
+        "style_b": ["Rinko Kawauchi", "Todd Hido", "Claude Monet"],
+        "guidance": [6.0, 8.0, 10.0],
+        "steps": [28, 30, 32],
+    }
     if full:
         factors["strength"] = [0.35, 0.45, 0.75]
-    return {"name": name, "prompt": {"template": "portrait in the style of {style_a}, beach in the style of "
-                                                  "{style_b}, high quality", "negative": "low quality"},
-            "factors": factors, "design": {"kind": "full" if full else "L9"},
-            "generation": {"mode": "txt2img", "width": 512, "height": 512, "grid": [2, 3]},
-            "scoring": {"clip_model": "qeuopt-tiny:clip"}, "tracking": {"overlap_logging": overlap}}
+    return {
+        "name": name,
+        "prompt": {
+            "template": "portrait in the style of {style_a}, beach in the style of {style_b}, high quality",
+            "negative": "low quality",
+        },
+        "factors": factors,
+        "design": {"kind": "full" if full else "L9"},
+        "generation": {"mode": "txt2img", "width": 512, "height": 512, "grid": [2, 3]},
+        "scoring": {"clip_model": "qeuopt-tiny:clip"},
+        "tracking": {"overlap_logging": overlap},
+    }
 
 
 def measure(seconds: float, overlap: bool, full: bool, scorer) -> dict:
@@ -94,8 +104,16 @@ def measure(seconds: float, overlap: bool, full: bool, scorer) -> dict:
         summary = study.run(gpu, scorer, progress=False)
         end, main_cpu = time.perf_counter(), time.thread_time() - gpu.first_thread_cpu
         wall = end - gpu.first_call
-        return {"occupancy": gpu.busy / wall, "wall": wall, "busy": gpu.busy, "n": summary.ran, "main_cpu": main_cpu,
-                "cpu": time.process_time() - cpu0, "timings": summary.timings, "rss": gpu.rss}
+        return {
+            "occupancy": gpu.busy / wall,
+            "wall": wall,
+            "busy": gpu.busy,
+            "n": summary.ran,
+            "main_cpu": main_cpu,
+            "cpu": time.process_time() - cpu0,
+            "timings": summary.timings,
+            "rss": gpu.rss,
+        }
     finally:
         os.chdir(cwd)
         shutil.rmtree(folder, ignore_errors=True)
@@ -114,23 +132,31 @@ def main() -> None:
     scorer.score(np.zeros((1, 64, 64, 3), np.uint8), "warm-up")  # the model loads outside the timing
     import torch
 
-    print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average "
-          f"{os.getloadavg()[0]:.1f}; 512x512, 2x3 grid, tiny CLIP, real PNG + MLflow")
-    print(f"{'s/grid':>7} {'mode':<8} {'conds':>5} {'occupancy':>10} {'wall s':>8} {'idle ms/cond':>13} "
-          f"{'main CPU ms/cond':>17} {'own-core est.':>14} {'writer ms/cond':>15} {'waited s':>9} {'CPU s':>7}")
+    print(
+        f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average "
+        f"{os.getloadavg()[0]:.1f}; 512x512, 2x3 grid, tiny CLIP, real PNG + MLflow"
+    )
+    print(
+        f"{'s/grid':>7} {'mode':<8} {'conds':>5} {'occupancy':>10} {'wall s':>8} {'idle ms/cond':>13} "
+        f"{'main CPU ms/cond':>17} {'own-core est.':>14} {'writer ms/cond':>15} {'waited s':>9} {'CPU s':>7}"
+    )
     modes = [True, False] if args.inline else [True]
     for seconds in args.seconds:
         for overlap in modes:
             r = measure(seconds, overlap, args.full, scorer)
             t, n = r["timings"], r["n"]
             main = r["main_cpu"] / n  # the generating thread's own CPU between grids
-            print(f"{seconds:>7.2f} {'overlap' if overlap else 'inline':<8} {n:>5} {r['occupancy']:>10.3f} "
-                  f"{r['wall']:>8.1f} {1000 * (r['wall'] - r['busy']) / n:>13.0f} {1000 * main:>17.0f} "
-                  f"{seconds / (seconds + main):>14.3f} {1000 * t.write / n:>15.0f} {t.wait:>9.2f} {r['cpu']:>7.1f}")
+            print(
+                f"{seconds:>7.2f} {'overlap' if overlap else 'inline':<8} {n:>5} {r['occupancy']:>10.3f} "
+                f"{r['wall']:>8.1f} {1000 * (r['wall'] - r['busy']) / n:>13.0f} {1000 * main:>17.0f} "
+                f"{seconds / (seconds + main):>14.3f} {1000 * t.write / n:>15.0f} {t.wait:>9.2f} {r['cpu']:>7.1f}"
+            )
             if args.full:
                 rss, quarter = r["rss"], max(1, len(r["rss"]) // 4)
-                print(f"        RSS MiB at conditions 1, {quarter}, {2 * quarter}, {3 * quarter}, {len(rss)}: "
-                      + ", ".join(f"{rss[i]:.0f}" for i in (0, quarter - 1, 2 * quarter - 1, 3 * quarter - 1, -1)))
+                print(
+                    f"        RSS MiB at conditions 1, {quarter}, {2 * quarter}, {3 * quarter}, {len(rss)}: "
+                    + ", ".join(f"{rss[i]:.0f}" for i in (0, quarter - 1, 2 * quarter - 1, 3 * quarter - 1, -1))
+                )
 
 
 if __name__ == "__main__":

@@ -51,11 +51,24 @@ def write_job(spec, folder: Path) -> Path:
     conditions = []
     for values in design_rows(spec):
         settings = spec.settings_for(values)
-        conditions.append({"prompt": spec.prompt.render(values), "strength": float(settings.strength),
-                           "guidance": float(settings.guidance), "seeds": seeds_for(settings)})
-    job = {"model": resolve_model(gen.model), "clip": resolve_model(spec.scoring.clip_model),
-           "init_image": str(Path(spec.base_dir) / gen.init_image), "negative": spec.prompt.negative,
-           "steps": gen.steps, "width": gen.width, "height": gen.height, "conditions": conditions}
+        conditions.append(
+            {
+                "prompt": spec.prompt.render(values),
+                "strength": float(settings.strength),
+                "guidance": float(settings.guidance),
+                "seeds": seeds_for(settings),
+            }
+        )
+    job = {
+        "model": resolve_model(gen.model),
+        "clip": resolve_model(spec.scoring.clip_model),
+        "init_image": str(Path(spec.base_dir) / gen.init_image),
+        "negative": spec.prompt.negative,
+        "steps": gen.steps,
+        "width": gen.width,
+        "height": gen.height,
+        "conditions": conditions,
+    }
     path = folder / "job.json"
     path.write_text(json.dumps(job))
     return path
@@ -64,16 +77,21 @@ def write_job(spec, folder: Path) -> Path:
 def command(variant: str, study: Path, job: Path) -> list[str]:
     if variant == "qeuopt":
         return [sys.executable, "-m", "qeuopt", "run", str(study), "--quiet"]
-    script = {"user script": "user_script.py", "generate only": "generate_only.py",
-              "notebook loop": "notebook_loop.py"}[variant]
+    script = {
+        "user script": "user_script.py",
+        "generate only": "generate_only.py",
+        "notebook loop": "notebook_loop.py",
+    }[variant]
     return [sys.executable, str(PLAIN / script), str(job)]
 
 
 def prepare_databases(variant: str, folder: Path, env: dict) -> None:
     """``db ready``: the databases a variant would create on its first run, made now."""
-    code = {"qeuopt": "import mlflow, optuna; mlflow.MlflowClient('sqlite:///mlflow.db').search_experiments();"
-                      "optuna.storages.RDBStorage('sqlite:///optuna.db')",
-            "user script": "import mlflow; mlflow.MlflowClient('sqlite:///mlflow.db').search_experiments()"}
+    code = {
+        "qeuopt": "import mlflow, optuna; mlflow.MlflowClient('sqlite:///mlflow.db').search_experiments();"
+        "optuna.storages.RDBStorage('sqlite:///optuna.db')",
+        "user script": "import mlflow; mlflow.MlflowClient('sqlite:///mlflow.db').search_experiments()",
+    }
     if variant in code:
         subprocess.run([sys.executable, "-c", code[variant]], cwd=folder, env=env, check=True, capture_output=True)
 
@@ -131,17 +149,24 @@ def main() -> None:
     resolve_model(spec.generation.model), resolve_model(spec.scoring.clip_model)  # built before timing
     scratch = Path(tempfile.mkdtemp(prefix="qeuopt-job-"))
     job = write_job(spec, scratch)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     n, k = len(json.loads(job.read_text())["conditions"]), spec.generation.images_per_condition
-    print(f"study {spec.name}: {n} conditions x {k} images, model {spec.generation.model}, "
-          f"{spec.generation.width}x{spec.generation.height}, {spec.generation.steps} steps, "
-          f"OMP_NUM_THREADS={args.threads}, {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"study {spec.name}: {n} conditions x {k} images, model {spec.generation.model}, "
+        f"{spec.generation.width}x{spec.generation.height}, {spec.generation.steps} steps, "
+        f"OMP_NUM_THREADS={args.threads}, {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f})"
+    )
     results = {True: [], False: []}
     for i in range(args.repeat):
         for ready in (False, True):
-            order = VARIANTS[i % 4:] + VARIANTS[:i % 4]  # rotated: no variant always runs first
+            order = VARIANTS[i % 4 :] + VARIANTS[: i % 4]  # rotated: no variant always runs first
             results[ready].append(one_round(spec_file, job, env, ready, list(order)))
     shutil.rmtree(scratch, ignore_errors=True)
     report("fresh folder (first run: databases created)", results[False])

@@ -66,8 +66,9 @@ def one_run(choose, items: int, budget: int, seed: int) -> tuple[float, bool, fl
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, nargs="+", default=[9, 18], help="conditions (default 9 18)")
-    parser.add_argument("--per-item", type=int, nargs="+", default=[3, 6],
-                        help="budget = this many choices per condition (default 3 6)")
+    parser.add_argument(
+        "--per-item", type=int, nargs="+", default=[3, 6], help="budget = this many choices per condition (default 3 6)"
+    )
     parser.add_argument("--runs", type=int, default=40, help="simulated studies per cell (default 40)")
     args = parser.parse_args(argv)
     print(f"{'K':>3} {'choices':>7}  {'chooser':<12} {'tau':>13} {'top':>5} {'ms/choice':>9}")
@@ -77,8 +78,10 @@ def main(argv=None) -> None:
             for name, choose in CHOOSERS.items():  # the same seeds for every chooser
                 runs = [one_run(choose, items, budget, seed) for seed in range(args.runs)]
                 tau, top, ms = (np.array(column, float) for column in zip(*runs))
-                print(f"{items:>3} {budget:>7}  {name:<12} {tau.mean():.3f} ± {tau.std(ddof=1) / np.sqrt(len(tau)):.3f}"
-                      f" {top.mean():>5.2f} {ms.mean():>9.2f}")
+                print(
+                    f"{items:>3} {budget:>7}  {name:<12} {tau.mean():.3f} ± {tau.std(ddof=1) / np.sqrt(len(tau)):.3f}"
+                    f" {top.mean():>5.2f} {ms.mean():>9.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -72,15 +72,23 @@ class GlobalMean(RegressorMixin, BaseEstimator):
 
 def setting_models(selector_gp: bool) -> dict:
     candidates = ("mean", "additive", "pair", "gp") if selector_gp else ("mean", "additive", "pair")
-    return {"global mean": GlobalMean(), "biases only": SettingModel(pair=None),
-            "ridge (one-hot)": OneHot(Ridge(alpha=1.0)), "setting model + pair": SettingModel(pair="auto"),
-            "T-method Ta (one-hot items)": OneHot(TMethodRegressor(variant="ta")),
-            "LevelGP": LevelGP(), "ModelSelector (default)": ModelSelector(candidates)}
+    return {
+        "global mean": GlobalMean(),
+        "biases only": SettingModel(pair=None),
+        "ridge (one-hot)": OneHot(Ridge(alpha=1.0)),
+        "setting model + pair": SettingModel(pair="auto"),
+        "T-method Ta (one-hot items)": OneHot(TMethodRegressor(variant="ta")),
+        "LevelGP": LevelGP(),
+        "ModelSelector (default)": ModelSelector(candidates),
+    }
 
 
 def matrix_models() -> dict:
-    return {"global mean": GlobalMean(), "biases only": PairFactorization(n_factors=0, random_state=0),
-            **{f"PairFactorization k={k}": PairFactorization(n_factors=k, random_state=0) for k in (1, 2, 5)}}
+    return {
+        "global mean": GlobalMean(),
+        "biases only": PairFactorization(n_factors=0, random_state=0),
+        **{f"PairFactorization k={k}": PairFactorization(n_factors=k, random_state=0) for k in (1, 2, 5)},
+    }
 
 
 def cross_validate(models: dict, X, y, splits) -> tuple[pd.DataFrame, dict]:
@@ -103,8 +111,10 @@ def report(title: str, errors: pd.DataFrame, baseline: str = "biases only") -> l
     lines = [f"### {title}", "", f"| model | RMSE ({k} folds) | minus {baseline} |", "|---|---:|---:|"]
     for name in errors.columns:
         diff = errors[name] - errors[baseline]
-        lines.append(f"| {name} | {errors[name].mean():.4f} +- {errors[name].std(ddof=1) / np.sqrt(k):.4f} | "
-                     f"{diff.mean():+.4f} +- {diff.std(ddof=1) / np.sqrt(k):.4f} |")
+        lines.append(
+            f"| {name} | {errors[name].mean():.4f} +- {errors[name].std(ddof=1) / np.sqrt(k):.4f} | "
+            f"{diff.mean():+.4f} +- {diff.std(ddof=1) / np.sqrt(k):.4f} |"
+        )
     return lines + [""]
 
 
@@ -125,8 +135,10 @@ def main(argv=None) -> None:
     cells = KFold(args.folds, shuffle=True, random_state=0).split(keys)
     matrix, _ = cross_validate(matrix_models(), keys, y, list(cells))
     print("Command: python benchmarks/rating_models.py " + " ".join(argv if argv is not None else sys.argv[1:]))
-    print(f"AGIQA-3K, {len(data)} images ({'SD 1.5 at 4 settings' if args.sd15_only else 'all generators'}), "
-          f"mos_quality sd {y.std():.3f}; {time.perf_counter() - start:.0f} s\n")
+    print(
+        f"AGIQA-3K, {len(data)} images ({'SD 1.5 at 4 settings' if args.sd15_only else 'all generators'}), "
+        f"mos_quality sd {y.std():.3f}; {time.perf_counter() - start:.0f} s\n"
+    )
     print("\n".join(report(f"settings: score from ({factor}, style, adj1, adj2), whole prompts held out", errors)))
     print(f"ModelSelector chose, per fold: {choices}\n")
     print("\n".join(report(f"matrix: (prompt, {factor}) cells held out", matrix)))

@@ -30,8 +30,12 @@ from qeuopt.design.assign import assign
 from qeuopt.recommend.rank import rank
 from qeuopt.testing.synthetic import make_problem
 
-L18_SHAPE = dict(n_artists=3, strength=(0.35, 0.55, 0.75), guidance=(5.0, 8.0, 11.0),
-                 inert={"scheduler": ("euler_a", "dpmpp_2m"), "steps": (20, 30, 40)})
+L18_SHAPE = dict(
+    n_artists=3,
+    strength=(0.35, 0.55, 0.75),
+    guidance=(5.0, 8.0, 11.0),
+    inert={"scheduler": ("euler_a", "dpmpp_2m"), "steps": (20, 30, 40)},
+)
 
 
 def picks(seed: int, noise: float) -> dict[str, float]:
@@ -47,8 +51,12 @@ def picks(seed: int, noise: float) -> dict[str, float]:
 
     taguchi = analyze(data, factors, "score", condition=None).optimum
     best_row = data.loc[data["score"].idxmax(), list(factors)].to_dict()
-    chosen = {"rank (SettingModel)": top(), "rank, no pair term": top(pair=None),
-              "Taguchi optimum": taguchi, "best observed": best_row}
+    chosen = {
+        "rank (SettingModel)": top(),
+        "rank, no pair term": top(pair=None),
+        "Taguchi optimum": taguchi,
+        "best observed": best_row,
+    }
     regrets = {name: problem.regret(condition) for name, condition in chosen.items()}
     regrets["blind (grid mean)"] = problem.optimum() - problem.grid_mean()
     return regrets
@@ -61,14 +69,18 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     table = pd.DataFrame([picks(seed, args.noise) for seed in range(args.instances)])
-    print(f"One L18 (18 evaluations) on {args.instances} synthetic studies, seed noise sd {args.noise}; "
-          f"regret of the pick (lower is better)\n")
+    print(
+        f"One L18 (18 evaluations) on {args.instances} synthetic studies, seed noise sd {args.noise}; "
+        f"regret of the pick (lower is better)\n"
+    )
     print("| pick | median | p90 | mean | share within 0.25 |")
     print("|---|---:|---:|---:|---:|")
     for name in table.columns:
         values = table[name].to_numpy()
-        print(f"| {name} | {np.median(values):.3f} | {np.percentile(values, 90):.3f} | "
-              f"{values.mean():.3f} | {np.mean(values <= 0.25):.0%} |")
+        print(
+            f"| {name} | {np.median(values):.3f} | {np.percentile(values, 90):.3f} | "
+            f"{values.mean():.3f} | {np.mean(values <= 0.25):.0%} |"
+        )
     print(f"\n{time.perf_counter() - start:.1f} s")
 
 

@@ -76,8 +76,9 @@ def worker(url: str, rows: int, seconds: float, go: Path) -> None:
         time.sleep(seconds)
         return 0.0
 
-    loop = TrialLoop(study, levels, grid, lock=lambda: database_lock(url, f"qeuopt.optuna.{STUDY}"),
-                     say=lambda text: None)
+    loop = TrialLoop(
+        study, levels, grid, lock=lambda: database_lock(url, f"qeuopt.optuna.{STUDY}"), say=lambda text: None
+    )
     loop.drain(work)
     print(json.dumps({"ran": ran, "ready": ready, "first": first, "end": time.time(), "cpu": _cpu() - cpu_ready}))
 
@@ -91,8 +92,9 @@ def commits(url: str) -> int:
     import psycopg
 
     with psycopg.connect(url) as connection:
-        return connection.execute("select xact_commit from pg_stat_database where datname = current_database()"
-                                  ).fetchone()[0]
+        return connection.execute(
+            "select xact_commit from pg_stat_database where datname = current_database()"
+        ).fetchone()[0]
 
 
 def one_run(server: str, workers: int, rows: int, seconds: float) -> dict:
@@ -104,8 +106,18 @@ def one_run(server: str, workers: int, rows: int, seconds: float) -> dict:
     levels, grid = design(rows)
     TrialLoop(open_study(STUDY, url, "random"), levels, grid).resume()  # `qeuopt init`: the queue, once
     go = Path(tempfile.mkdtemp(prefix="qeuopt-scale-")) / "go"
-    command = [sys.executable, __file__, "--worker", url, "--rows", str(rows), "--seconds", str(seconds),
-               "--go", str(go)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        url,
+        "--rows",
+        str(rows),
+        "--seconds",
+        str(seconds),
+        "--go",
+        str(go),
+    ]
     launched = time.time()
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=worker_env()) for _ in range(workers)]
     while len(list(go.parent.glob("go.*"))) < workers:
@@ -122,16 +134,27 @@ def one_run(server: str, workers: int, rows: int, seconds: float) -> dict:
     key = lambda values: tuple(sorted(values.items()))
     study = open_study(STUDY, url, "random", create=False)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    once = (Counter(map(key, ran)) == Counter(map(key, grid)) and len(study.trials) == rows
-            and Counter(key(t.params) for t in complete) == Counter(map(key, grid)))
+    once = (
+        Counter(map(key, ran)) == Counter(map(key, grid))
+        and len(study.trials) == rows
+        and Counter(key(t.params) for t in complete) == Counter(map(key, grid))
+    )
     start = min(o["ready"] for o in outputs)
     wall = max(o["end"] for o in outputs) - start
     busy = sum(o["end"] - o["ready"] for o in outputs)
-    return {"workers": workers, "rows": rows, "seconds": seconds, "wall": wall, "rows_per_s": rows / wall,
-            "ideal_rows_per_s": workers / seconds, "overhead_per_row": (busy - rows * seconds) / rows,
-            "cpu_per_row": sum(o["cpu"] for o in outputs) / rows, "commits_per_row": (after - before) / rows,
-            "startup": startup,
-            "exactly_once": once}
+    return {
+        "workers": workers,
+        "rows": rows,
+        "seconds": seconds,
+        "wall": wall,
+        "rows_per_s": rows / wall,
+        "ideal_rows_per_s": workers / seconds,
+        "overhead_per_row": (busy - rows * seconds) / rows,
+        "cpu_per_row": sum(o["cpu"] for o in outputs) / rows,
+        "commits_per_row": (after - before) / rows,
+        "startup": startup,
+        "exactly_once": once,
+    }
 
 
 def main() -> int:
@@ -156,10 +179,13 @@ def main() -> int:
     with postgres_server() as server:
         for n in args.workers:
             r = one_run(server, n, args.rows, args.seconds)
-            print(f"{n:7d}  {r['wall']:6.1f}  {r['rows_per_s']:6.2f}  {r['ideal_rows_per_s']:5.1f}  "
-                  f"{r['rows_per_s'] / r['ideal_rows_per_s']:10.0%}  {1000 * r['overhead_per_row']:15.0f}  "
-                  f"{1000 * r['cpu_per_row']:10.0f}  {r['commits_per_row']:11.1f}  {r['startup']:10.1f}  "
-                  f"{'yes' if r['exactly_once'] else 'NO'}", flush=True)
+            print(
+                f"{n:7d}  {r['wall']:6.1f}  {r['rows_per_s']:6.2f}  {r['ideal_rows_per_s']:5.1f}  "
+                f"{r['rows_per_s'] / r['ideal_rows_per_s']:10.0%}  {1000 * r['overhead_per_row']:15.0f}  "
+                f"{1000 * r['cpu_per_row']:10.0f}  {r['commits_per_row']:11.1f}  {r['startup']:10.1f}  "
+                f"{'yes' if r['exactly_once'] else 'NO'}",
+                flush=True,
+            )
     return 0
 
 

@@ -74,17 +74,25 @@ def family_report(frame: pd.DataFrame, family: str, budgets: list[int]) -> list[
     data = frame[frame["family"] == family]
     blind = float(np.median([_blind(make_world(family, i)) for i in sorted(data["instance"].unique())]))
     median = data.groupby(["strategy", "budget"])["regret"].median().unstack("budget")
-    title = (f"### {family}{' (the model’s own family)' if family == 'own' else ''}: "
-             f"{data['instance'].nunique()} instances, blind pick regret {blind:.3f}")
-    lines = [title, "",
-             "| strategy | " + " | ".join(f"{b}" for b in budgets) + " | s/run |",
-             "|---|" + "---:|" * (len(budgets) + 1)]
+    title = (
+        f"### {family}{' (the model’s own family)' if family == 'own' else ''}: "
+        f"{data['instance'].nunique()} instances, blind pick regret {blind:.3f}"
+    )
+    lines = [
+        title,
+        "",
+        "| strategy | " + " | ".join(f"{b}" for b in budgets) + " | s/run |",
+        "|---|" + "---:|" * (len(budgets) + 1),
+    ]
     seconds = data.groupby("strategy")["seconds"].mean()
     for strategy in median.index:
         cells = [f"{median.loc[strategy, b]:.3f}" for b in budgets]
         lines.append(f"| {strategy} | " + " | ".join(cells) + f" | {seconds[strategy]:.1f} |")
-    lines += ["", "| auto - best Optuna sampler | " + " | ".join(f"{b}" for b in budgets) + " |",
-              "|---|" + "---:|" * len(budgets)]
+    lines += [
+        "",
+        "| auto - best Optuna sampler | " + " | ".join(f"{b}" for b in budgets) + " |",
+        "|---|" + "---:|" * len(budgets),
+    ]
     cells = [_paired_cell(data, median, b) for b in budgets]
     lines.append("| mean +- se / median / auto better:worse | " + " | ".join(cells) + " |")
     return lines + [""]
@@ -98,8 +106,10 @@ def _paired_cell(data: pd.DataFrame, median: pd.DataFrame, budget: int) -> str:
     wide = data[data["budget"] == budget].pivot(index="instance", columns="strategy", values="regret")
     diff = (wide["auto"] - wide[rival]).dropna().to_numpy()
     se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else np.nan
-    return (f"{diff.mean():+.3f} +- {se:.3f} vs {rival} / {np.median(diff):+.3f} / "
-            f"{np.mean(diff < 0):.0%}:{np.mean(diff > 0):.0%}")
+    return (
+        f"{diff.mean():+.3f} +- {se:.3f} vs {rival} / {np.median(diff):+.3f} / "
+        f"{np.mean(diff < 0):.0%}:{np.mean(diff > 0):.0%}"
+    )
 
 
 def _blind(world) -> float:
@@ -128,8 +138,7 @@ def main(argv=None) -> None:
     budgets = sorted(int(b) for b in args.budgets.split(","))
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    tasks = [(f, s, budgets, i)
-             for i in range(args.instances) for f in families for s in strategies]
+    tasks = [(f, s, budgets, i) for i in range(args.instances) for f in families for s in strategies]
     # instance by instance, so a run cut short still holds whole instances (see --report)
     tasks.sort(key=lambda t: (t[3], t[1] not in ("auto", "gp")))
     start, rows = time.perf_counter(), []
@@ -143,8 +152,10 @@ def main(argv=None) -> None:
                 pd.DataFrame(chunk, columns=columns).to_csv(args.csv, mode="a", header=False, index=False)
     frame = pd.DataFrame(rows, columns=columns)
     print("Command: python benchmarks/worlds.py " + " ".join(argv if argv is not None else sys.argv[1:]))
-    print(f"Median regret of .recommended (lower is better), per family and budget; "
-          f"{time.perf_counter() - start:.0f} s with {args.jobs} processes\n")
+    print(
+        f"Median regret of .recommended (lower is better), per family and budget; "
+        f"{time.perf_counter() - start:.0f} s with {args.jobs} processes\n"
+    )
     for family in families:
         print("\n".join(family_report(frame, family, budgets)))
 

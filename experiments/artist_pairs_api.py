@@ -27,13 +27,21 @@ def build_study(real: bool) -> qeuopt.Study:
         scoring = {"clip_model": "qeuopt-tiny:clip"}
     return qeuopt.Study(
         "artist_pairs_api" + ("" if real else "_tiny"),
-        prompt={"template": "portrait in the style of {style_a}, beach in the style of {style_b}, high quality",
-                "negative": "low quality, BW, bad anatomy, deformed, signature"},
-        factors={"style_a": ["Tatsunoko Production", "Richard Dadd", "Milton Caniff"],
-                 "style_b": ["Rinko Kawauchi", "Hokusai", "Stephan Martiniere"],
-                 "strength": [0.35, 0.45, 0.75],
-                 "guidance": [6.0, 8.0, 10.0]},
-        design={"kind": "L9"}, generation=generation, scoring=scoring, base_dir=STUDIES)
+        prompt={
+            "template": "portrait in the style of {style_a}, beach in the style of {style_b}, high quality",
+            "negative": "low quality, BW, bad anatomy, deformed, signature",
+        },
+        factors={
+            "style_a": ["Tatsunoko Production", "Richard Dadd", "Milton Caniff"],
+            "style_b": ["Rinko Kawauchi", "Hokusai", "Stephan Martiniere"],
+            "strength": [0.35, 0.45, 0.75],
+            "guidance": [6.0, 8.0, 10.0],
+        },
+        design={"kind": "L9"},
+        generation=generation,
+        scoring=scoring,
+        base_dir=STUDIES,
+    )
 
 
 def main() -> None:
@@ -41,8 +49,10 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="Stable Diffusion 1.5 and clip-ViT-L-14")
     study = build_study(parser.parse_args().real)
     summary = study.run()
-    print(f"{summary.total} conditions complete; best mean CLIP cosine {summary.best_value:.4f} "
-          f"at {summary.best_condition}")
+    print(
+        f"{summary.total} conditions complete; best mean CLIP cosine {summary.best_value:.4f} "
+        f"at {summary.best_condition}"
+    )
     analysis = qeuopt.analyze_study(study, confirmation=False)
     print("Taguchi optimum:", analysis.taguchi.optimum)
     from qeuopt.recommend.export import ranked_settings

@@ -47,9 +47,24 @@ _LAZY = {
     "export_settings": "qeuopt.recommend.export",
 }
 
-__all__ = ["Condition", "Factor", "InputError", "OptimizeResult", "QeuoptError", "RunSummary", "SettingModel", "Space",
-           "Study", "StudyError", "__version__", "analyze_study", "export_settings", "load_study_file", "optimize",
-           "rank"]
+__all__ = [
+    "Condition",
+    "Factor",
+    "InputError",
+    "OptimizeResult",
+    "QeuoptError",
+    "RunSummary",
+    "SettingModel",
+    "Space",
+    "Study",
+    "StudyError",
+    "__version__",
+    "analyze_study",
+    "export_settings",
+    "load_study_file",
+    "optimize",
+    "rank",
+]
 
 
 def __getattr__(name: str):

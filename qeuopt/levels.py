@@ -99,8 +99,9 @@ def full_grid(levels: Mapping[str, Sequence], max_candidates: int = 200_000, ran
     elif total < 2**62:
         flat = np.sort(np.random.default_rng(random_state).choice(total, max_candidates, replace=False))
     else:
-        raise InputError(f"`levels`: the grid has {total} settings, too many to sample from; "
-                         f"use fewer factors or levels")
+        raise InputError(
+            f"`levels`: the grid has {total} settings, too many to sample from; use fewer factors or levels"
+        )
     return _decode(flat, names, values, sizes)
 
 

@@ -18,19 +18,68 @@ RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
 
 OPTIONS = {  # prompts_from_file.py's prompt_tags (1.6 .. 1.10)
-    "sd_model": str, "outpath_samples": str, "outpath_grids": str, "prompt_for_display": str, "prompt": str,
-    "negative_prompt": str, "styles": str, "seed": int, "subseed_strength": float, "subseed": int,
-    "seed_resize_from_h": int, "seed_resize_from_w": int, "sampler_index": int, "sampler_name": str,
-    "batch_size": int, "n_iter": int, "steps": int, "cfg_scale": float, "width": int, "height": int,
-    "restore_faces": str, "tiling": str, "do_not_save_samples": str, "do_not_save_grid": str,
+    "sd_model": str,
+    "outpath_samples": str,
+    "outpath_grids": str,
+    "prompt_for_display": str,
+    "prompt": str,
+    "negative_prompt": str,
+    "styles": str,
+    "seed": int,
+    "subseed_strength": float,
+    "subseed": int,
+    "seed_resize_from_h": int,
+    "seed_resize_from_w": int,
+    "sampler_index": int,
+    "sampler_name": str,
+    "batch_size": int,
+    "n_iter": int,
+    "steps": int,
+    "cfg_scale": float,
+    "width": int,
+    "height": int,
+    "restore_faces": str,
+    "tiling": str,
+    "do_not_save_samples": str,
+    "do_not_save_grid": str,
 }
-_SAMPLERS_19 = ["DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE",
-                "Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart",
-                "DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM"]
-_KARRAS_18 = ["LMS Karras", "DPM2 Karras", "DPM2 a Karras", "DPM++ 2S a Karras", "DPM++ 2M Karras",
-              "DPM++ SDE Karras", "DPM++ 2M SDE Karras", "DPM++ 2M SDE Exponential", "DPM++ 3M SDE Karras"]
-SAMPLERS = {"1.9": {s.lower(): s for s in _SAMPLERS_19},
-            "1.8": {s.lower(): s for s in _SAMPLERS_19 + _KARRAS_18 if s != "DDIM CFG++"}}
+_SAMPLERS_19 = [
+    "DPM++ 2M",
+    "DPM++ SDE",
+    "DPM++ 2M SDE",
+    "DPM++ 2M SDE Heun",
+    "DPM++ 2S a",
+    "DPM++ 3M SDE",
+    "Euler a",
+    "Euler",
+    "LMS",
+    "Heun",
+    "DPM2",
+    "DPM2 a",
+    "DPM fast",
+    "DPM adaptive",
+    "Restart",
+    "DDIM",
+    "DDIM CFG++",
+    "PLMS",
+    "UniPC",
+    "LCM",
+]
+_KARRAS_18 = [
+    "LMS Karras",
+    "DPM2 Karras",
+    "DPM2 a Karras",
+    "DPM++ 2S a Karras",
+    "DPM++ 2M Karras",
+    "DPM++ SDE Karras",
+    "DPM++ 2M SDE Karras",
+    "DPM++ 2M SDE Exponential",
+    "DPM++ 3M SDE Karras",
+]
+SAMPLERS = {
+    "1.9": {s.lower(): s for s in _SAMPLERS_19},
+    "1.8": {s.lower(): s for s in _SAMPLERS_19 + _KARRAS_18 if s != "DDIM CFG++"},
+}
 
 
 def parse_generation_parameters(text: str) -> dict:

@@ -66,17 +66,26 @@ def postgres_server():
     data, log = folder / "data", folder / "server.log"
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
-    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "qeuopt",
-                                 "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "qeuopt", "--no-sync", "-E", "UTF8"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
-    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log),
-                                 "-w", "start"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]),
+        check=True,
+        capture_output=True,
+    )
     try:
         # trust authentication ignores the password: it is here to show that messages mask it
         yield f"postgresql://qeuopt:secret-pw@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -96,9 +105,26 @@ def mlflow_server(folder: Path):
     port = free_port()
     log = open(folder / "server.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=folder,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -118,23 +144,39 @@ def mlflow_server(folder: Path):
 
 
 def worker_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "MLFLOW_ENABLE_ASYNC_LOGGING": "false"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+    }
     env.update(extra)
     return env
 
 
 def start_worker(folder: Path, study: Path, seconds: float, *options: str, **env: str) -> subprocess.Popen:
     """One worker process of ``study`` in ``folder``; read its output with ``communicate``."""
-    return subprocess.Popen([sys.executable, "-m", "qeuopt.testing.worker", str(study), "--seconds",
-                             str(seconds), *options], cwd=folder, env=worker_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "qeuopt.testing.worker", str(study), "--seconds", str(seconds), *options],
+        cwd=folder,
+        env=worker_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-L9_FACTORS = {"a": ["x", "y", "z"], "b": ["p", "q", "r"], "strength": [0.35, 0.45, 0.75],
-              "guidance": [6.0, 8.0, 10.0]}
-L18_FACTORS = {"flag": ["on", "off"], "a": ["x", "y", "z"], "b": ["p", "q", "r"], "c": ["u", "v", "w"],
-               "strength": [0.35, 0.45, 0.75], "guidance": [6.0, 8.0, 10.0], "steps": [2, 3, 4]}
+L9_FACTORS = {"a": ["x", "y", "z"], "b": ["p", "q", "r"], "strength": [0.35, 0.45, 0.75], "guidance": [6.0, 8.0, 10.0]}
+L18_FACTORS = {
+    "flag": ["on", "off"],
+    "a": ["x", "y", "z"],
+    "b": ["p", "q", "r"],
+    "c": ["u", "v", "w"],
+    "strength": [0.35, 0.45, 0.75],
+    "guidance": [6.0, 8.0, 10.0],
+    "steps": [2, 3, 4],
+}
 
 
 def write_study(path: Path, name: str = "once", kind: str = "L9", factors=None, **tracking: str) -> Path:
@@ -142,11 +184,14 @@ def write_study(path: Path, name: str = "once", kind: str = "L9", factors=None, 
     import tomli_w
 
     factors = factors or L9_FACTORS
-    data = {"name": name, "prompt": {"template": " ".join(f"{{{k}}}" for k in factors if k not in
-                                                          ("strength", "guidance", "steps"))},
-            "factors": factors, "design": {"kind": kind},
-            "generation": {"steps": 4, "width": 32, "height": 32, "grid": [1, 2], "model": "qeuopt-tiny:sd"},
-            "scoring": {"clip_model": "qeuopt-tiny:clip"}}  # offline-resolvable names: workers bring fakes
+    data = {
+        "name": name,
+        "prompt": {"template": " ".join(f"{{{k}}}" for k in factors if k not in ("strength", "guidance", "steps"))},
+        "factors": factors,
+        "design": {"kind": kind},
+        "generation": {"steps": 4, "width": 32, "height": 32, "grid": [1, 2], "model": "qeuopt-tiny:sd"},
+        "scoring": {"clip_model": "qeuopt-tiny:clip"},
+    }  # offline-resolvable names: workers bring fakes
     if tracking:
         data["tracking"] = tracking
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,10 +31,12 @@ from tests.studies import patched, study_data
 STUDIES = Path(__file__).parents[1] / "studies"
 DEMO_STUDY = Path(__file__).parents[1] / "qeuopt" / "data" / "demo_tiny_l9.toml"
 # the true response: 0.30 + one effect per factor level, +-0.01 by seed parity (noise)
-EFFECTS = {"style_a": {"Richard Dadd": 0.00, "Hokusai": 0.06, "Frank Cho": 0.03},
-           "style_b": {"Rinko Kawauchi": 0.00, "Todd Hido": -0.04, "Claude Monet": 0.02},
-           "strength": {0.35: 0.05, 0.45: 0.02, 0.75: 0.00},
-           "guidance": {6.0: 0.00, 8.0: 0.01, 10.0: -0.03}}
+EFFECTS = {
+    "style_a": {"Richard Dadd": 0.00, "Hokusai": 0.06, "Frank Cho": 0.03},
+    "style_b": {"Rinko Kawauchi": 0.00, "Todd Hido": -0.04, "Claude Monet": 0.02},
+    "strength": {0.35: 0.05, 0.45: 0.02, 0.75: 0.00},
+    "guidance": {6.0: 0.00, 8.0: 0.01, 10.0: -0.03},
+}
 
 
 def truth(setting, seed=None):
@@ -47,9 +49,12 @@ class AdditiveGenerator(FakeGenerator):
 
     def generate(self, prompt, negative, settings, seeds, init_image=None):
         images = super().generate(prompt, negative, settings, seeds, init_image)
-        setting = {"style_a": next(a for a in EFFECTS["style_a"] if a in prompt),
-                   "style_b": next(b for b in EFFECTS["style_b"] if b in prompt),
-                   "strength": settings.strength, "guidance": settings.guidance}
+        setting = {
+            "style_a": next(a for a in EFFECTS["style_a"] if a in prompt),
+            "style_b": next(b for b in EFFECTS["style_b"] if b in prompt),
+            "strength": settings.strength,
+            "guidance": settings.guidance,
+        }
         for image, seed in zip(images, seeds):
             image.info["truth"] = truth(setting, seed)
         return images
@@ -67,8 +72,12 @@ def make_study(**changes) -> Study:
 
 def small_study(name: str, **design) -> Study:
     """Four one-image conditions: quick to run where only the plumbing is tested."""
-    return make_study(name=name, factors={"style_a": ["a", "b"], "style_b": ["c", "d"]},
-                      design=design or {"kind": "L4"}, generation={"grid": [1, 1]})
+    return make_study(
+        name=name,
+        factors={"style_a": ["a", "b"], "style_b": ["c", "d"]},
+        design=design or {"kind": "L4"},
+        generation={"grid": [1, 1]},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +136,17 @@ def test_analysis_logs_plots_and_tables_and_its_confirmation_study_runs(l9, tmp_
     tracker = l9.tracker()
     parent = tracker.find_study_run(l9.name)
     logged = set(tracker.artifact_paths(parent, "analysis/clip_mean"))
-    assert {f"analysis/clip_mean/{name}" for name in ("main_effects.png", "sn_ratio.png", "effects.json",
-                                                       "anova.json", "report.txt", "confirm.toml")} <= logged
+    assert {
+        f"analysis/clip_mean/{name}"
+        for name in ("main_effects.png", "sn_ratio.png", "effects.json", "anova.json", "report.txt", "confirm.toml")
+    } <= logged
 
     spec = load_study_file(confirm)
     assert spec.design.kind == "full" and spec.experiment_name == l9.spec.experiment_name
     assert {f.name: f.levels for f in spec.space.factors} == {
-        **{f: (v,) for f, v in result.taguchi.optimum.items()}, "seed": (1236, 1238)}
+        **{f: (v,) for f, v in result.taguchi.optimum.items()},
+        "seed": (1236, 1238),
+    }
     confirmation = Study.from_spec(spec)
     assert confirmation.run(AdditiveGenerator(), TruthScorer(), progress=False).total == 2
     mean = confirmation.runs()["metrics.clip_mean"].mean()
@@ -191,16 +204,25 @@ def test_ratings_response_and_tmethod_predictions(l9):
     assert "Predicted for conditions nobody rated" in prediction.report()
     tracker = l9.tracker()
     assert "analysis/tmethod_rating/item_gains.json" in tracker.artifact_paths(
-        tracker.find_study_run(l9.name), "analysis/tmethod_rating")
+        tracker.find_study_run(l9.name), "analysis/tmethod_rating"
+    )
     run = tracker.client.get_run(table.loc[table["condition"] == 7, "run_id"].item())
     assert run.data.metrics["tmethod_rating"] == pytest.approx(5, abs=0.05)
 
 
 def test_prompt_phrases_and_unit_space():
-    template = ("((1girl:1.3), blue eye, in the style of {style_a}), (beach, in the style of {style_b}:1.1), "
-                "<lora:x:0.5> high quality")
-    assert prompt_phrases(template) == ["1girl", "blue eye", "in the style of {style_a}", "beach",
-                                        "in the style of {style_b}", "high quality"]
+    template = (
+        "((1girl:1.3), blue eye, in the style of {style_a}), (beach, in the style of {style_b}:1.1), "
+        "<lora:x:0.5> high quality"
+    )
+    assert prompt_phrases(template) == [
+        "1girl",
+        "blue eye",
+        "in the style of {style_a}",
+        "beach",
+        "in the style of {style_b}",
+        "high quality",
+    ]
     assert list(unit_space(np.array([1.0, 5.0, 3.0, 2.9, 4.0, 1.5]))) == [False, False, True, True, False, False]
 
 
@@ -232,7 +254,8 @@ def test_demo_study_plots_appear_in_mlflow(folder, capsys):
     tracker = study.tracker()
     parent = tracker.find_study_run(study.name)
     assert {"analysis/clip_mean/main_effects.png", "analysis/clip_mean/sn_ratio.png"} <= set(
-        tracker.artifact_paths(parent, "analysis/clip_mean"))
+        tracker.artifact_paths(parent, "analysis/clip_mean")
+    )
     assert load_study_file(folder / "demo_tiny_l9_confirm.toml").generation.init_image == "sketch.png"
 
     store = store_for(study.spec)

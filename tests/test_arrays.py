@@ -82,8 +82,9 @@ def test_unknown_name_names_the_field_and_the_choices():
 # Published layouts (Taguchi's standard tables, as printed by Taguchi, Phadke, Ross, NIST).
 def test_l4_l8_l9_full_tables():
     assert np.array_equal(orthogonal_array("L4"), digits("111 122 212 221"))
-    assert np.array_equal(orthogonal_array("L8"), digits(
-        "1111111 1112222 1221122 1222211 2121212 2122121 2211221 2212112"))
+    assert np.array_equal(
+        orthogonal_array("L8"), digits("1111111 1112222 1221122 1222211 2121212 2122121 2211221 2212112")
+    )
     assert np.array_equal(orthogonal_array("L9"), digits("1111 1222 1333 2123 2231 2312 3132 3213 3321"))
 
 
@@ -104,8 +105,9 @@ def test_l16_rows_and_columns():
 
 
 def test_l16b_is_the_published_gf4_table():
-    published = digits("11111 12222 13333 14444 21234 22143 23412 24321 "
-                       "31342 32431 33124 34213 41423 42314 43241 44132")
+    published = digits(
+        "11111 12222 13333 14444 21234 22143 23412 24321 31342 32431 33124 34213 41423 42314 43241 44132"
+    )
     assert np.array_equal(orthogonal_array("L16b"), published)
     # independent check: columns a, b, a+b, 2a+b, 3a+b over GF(4) (addition is XOR)
     times = [[0, 0, 0, 0], [0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 1, 2]]
@@ -123,8 +125,13 @@ def test_l18_is_the_mixed_form():
 
 def test_l25_and_l27_rows():
     l25 = orthogonal_array("L25")
-    assert ["".join(map(str, l25[i])) for i in (6, 10, 15, 20, 24)] == \
-        ["223451", "313524", "414253", "515432", "554321"]
+    assert ["".join(map(str, l25[i])) for i in (6, 10, 15, 20, 24)] == [
+        "223451",
+        "313524",
+        "414253",
+        "515432",
+        "554321",
+    ]
     l27 = orthogonal_array("L27")
     assert "".join(map(str, l27[1])) == "1111222222222"
     assert "".join(map(str, l27[9])) == "2123123123123"
@@ -162,8 +169,14 @@ def test_l36_rows_and_structure():
 
 def test_l36b_rows_and_structure():
     table = orthogonal_array("L36b")
-    assert ["".join(map(str, table[i, :4])) for i in (0, 3, 6, 9, 12, 24)] == \
-        ["1111", "1221", "2121", "2211", "1112", "1113"]
+    assert ["".join(map(str, table[i, :4])) for i in (0, 3, 6, 9, 12, 24)] == [
+        "1111",
+        "1221",
+        "2121",
+        "2211",
+        "1112",
+        "1113",
+    ]
     assert "".join(map(str, table[6])) == "2121" + "112312331223"
     assert "".join(map(str, table[12])) == "1112" + "123132133212"
     assert np.array_equal(table[:, 4:], orthogonal_array("L36")[:, 11:])

@@ -26,6 +26,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     """Every file and folder under ``folder`` with a hash of its bytes. A SQLite ``-shm``
     file is SQLite's shared-memory index of the write-ahead log, rewritten by readers too:
     only its presence counts (the ``-wal`` file and the database itself hold the data)."""
+
     def digest(path: Path) -> str:
         if not path.is_file():
             return "dir"
@@ -69,9 +70,15 @@ def files(**contents):
 # data, files in the folder, text the message must contain (the field, in backticks)
 STUDY_FILES = [
     ("guidance inf in factors", with_factor("guidance", [6.0, math.inf, 9.0]), {}, "`factors.guidance`"),
-    ("guidance inf in generation", {**tiny_data(factors={"style_a": ["a", "b"], "style_b": ["c", "d"]}),
-                                    "generation": {**TINY["generation"], "guidance": math.inf}}, {},
-     "`generation.guidance`"),
+    (
+        "guidance inf in generation",
+        {
+            **tiny_data(factors={"style_a": ["a", "b"], "style_b": ["c", "d"]}),
+            "generation": {**TINY["generation"], "guidance": math.inf},
+        },
+        {},
+        "`generation.guidance`",
+    ),
     ("guidance nan", with_factor("guidance", [6.0, math.nan, 9.0]), {}, "`factors.guidance`"),
     ("guidance too large", with_factor("guidance", [6.0, 8.0, 1e6]), {}, "`factors.guidance`"),
     ("guidance negative", with_factor("guidance", [-1.0, 8.0, 9.0]), {}, "`factors.guidance`"),
@@ -82,8 +89,12 @@ STUDY_FILES = [
     ("width huge", tiny_data(generation={"width": 100000}), {}, "`generation.width`"),
     ("height not multiple of 8", tiny_data(generation={"height": 500}), {}, "`generation.height`"),
     ("grid too many images", tiny_data(generation={"grid": [100, 100]}), {}, "`generation.grid`"),
-    ("grid too many megapixels", tiny_data(generation={"grid": [4, 4], "width": 4096, "height": 4096}), {},
-     "`generation.grid`"),
+    (
+        "grid too many megapixels",
+        tiny_data(generation={"grid": [4, 4], "width": 4096, "height": 4096}),
+        {},
+        "`generation.grid`",
+    ),
     ("seed negative", tiny_data(generation={"seed": -1}), {}, "`generation.seed`"),
     ("trials too many", tiny_data(design={"kind": "optuna", "trials": 10**7}), {}, "`design.trials`"),
     ("style level nan", with_factor("style_a", ["x", math.nan, "y"]), {}, "`factors.style_a`"),
@@ -91,56 +102,109 @@ STUDY_FILES = [
     ("name with a slash", tiny_data(name="a/b"), {}, "`name`"),
     ("name hidden", tiny_data(name=".hidden"), {}, "`name`"),
     ("experiment with newline", tiny_data(tracking={"experiment": "bad\nname"}), {}, "`tracking.experiment`"),
-    ("factor name with a dot", {**tiny_data(prompt={"template": "x {a.b}"}),
-                                "factors": {"a.b": ["x", "y"]}}, {}, "`prompt.template`"),
-    ("factor name starting with digit", {**tiny_data(prompt={"template": "x {style_a} {style_b}"}),
-                                         "factors": {"style_a": ["p", "q"], "style_b": ["r", "s"],
-                                                     "1x": ["u", "v"]}}, {}, "`factors.1x`"),
-    ("template unbalanced brace", tiny_data(prompt={"template": "a {style_a} and {style_b"}), {},
-     "`prompt.template`"),
-    ("template stray closing brace", tiny_data(prompt={"template": "a {style_a} } {style_b}"}), {},
-     "`prompt.template`"),
+    (
+        "factor name with a dot",
+        {**tiny_data(prompt={"template": "x {a.b}"}), "factors": {"a.b": ["x", "y"]}},
+        {},
+        "`prompt.template`",
+    ),
+    (
+        "factor name starting with digit",
+        {
+            **tiny_data(prompt={"template": "x {style_a} {style_b}"}),
+            "factors": {"style_a": ["p", "q"], "style_b": ["r", "s"], "1x": ["u", "v"]},
+        },
+        {},
+        "`factors.1x`",
+    ),
+    ("template unbalanced brace", tiny_data(prompt={"template": "a {style_a} and {style_b"}), {}, "`prompt.template`"),
+    (
+        "template stray closing brace",
+        tiny_data(prompt={"template": "a {style_a} } {style_b}"}),
+        {},
+        "`prompt.template`",
+    ),
     ("template positional", tiny_data(prompt={"template": "a {style_a} {style_b} {}"}), {}, "`prompt.template`"),
     ("template conversion", tiny_data(prompt={"template": "a {style_a!r} {style_b}"}), {}, "`prompt.template`"),
     ("scoring text unbalanced", tiny_data(scoring={"text": "a {style_a"}), {}, "`scoring.text`"),
-    ("init image not an image", tiny_data(generation={"mode": "img2img", "init_image": "init.png"}),
-     files(**{"init.png": b"this is not a picture"}), "`generation.init_image`"),
-    ("init image truncated", tiny_data(generation={"mode": "img2img", "init_image": "init.png"}),
-     files(**{"init.png": png_bytes()[:60]}), "`generation.init_image`"),
-    ("mlflow uri two slashes", tiny_data(tracking={"mlflow_uri": "sqlite://mlflow.db"}), {},
-     "`tracking.mlflow_uri`"),
+    (
+        "init image not an image",
+        tiny_data(generation={"mode": "img2img", "init_image": "init.png"}),
+        files(**{"init.png": b"this is not a picture"}),
+        "`generation.init_image`",
+    ),
+    (
+        "init image truncated",
+        tiny_data(generation={"mode": "img2img", "init_image": "init.png"}),
+        files(**{"init.png": png_bytes()[:60]}),
+        "`generation.init_image`",
+    ),
+    ("mlflow uri two slashes", tiny_data(tracking={"mlflow_uri": "sqlite://mlflow.db"}), {}, "`tracking.mlflow_uri`"),
     ("mlflow uri no scheme", tiny_data(tracking={"mlflow_uri": "mlflow.db"}), {}, "`tracking.mlflow_uri`"),
-    ("mlflow uri folder missing", tiny_data(tracking={"mlflow_uri": "sqlite:///nowhere/mlflow.db"}), {},
-     "`tracking.mlflow_uri`"),
-    ("mlflow uri absolute", tiny_data(tracking={"mlflow_uri": "sqlite:////tmp/elsewhere.db"}), {},
-     "`tracking.mlflow_uri`"),
+    (
+        "mlflow uri folder missing",
+        tiny_data(tracking={"mlflow_uri": "sqlite:///nowhere/mlflow.db"}),
+        {},
+        "`tracking.mlflow_uri`",
+    ),
+    (
+        "mlflow uri absolute",
+        tiny_data(tracking={"mlflow_uri": "sqlite:////tmp/elsewhere.db"}),
+        {},
+        "`tracking.mlflow_uri`",
+    ),
     ("mlflow uri http without host", tiny_data(tracking={"mlflow_uri": "http://"}), {}, "`tracking.mlflow_uri`"),
-    ("mlflow uri bad port", tiny_data(tracking={"mlflow_uri": "http://host:99999999/"}), {},
-     "`tracking.mlflow_uri`"),
-    ("mlflow uri driver missing", tiny_data(tracking={"mlflow_uri": "mssql://u:p@host/db"}), {},
-     "`tracking.mlflow_uri`"),
+    ("mlflow uri bad port", tiny_data(tracking={"mlflow_uri": "http://host:99999999/"}), {}, "`tracking.mlflow_uri`"),
+    (
+        "mlflow uri driver missing",
+        tiny_data(tracking={"mlflow_uri": "mssql://u:p@host/db"}),
+        {},
+        "`tracking.mlflow_uri`",
+    ),
     ("mlflow db is a folder", tiny_data(), files(**{"mlflow.db": None}), "`tracking.mlflow_uri`"),
-    ("optuna storage unknown scheme", tiny_data(tracking={"optuna_storage": "redis://localhost"}), {},
-     "`tracking.optuna_storage`"),
-    ("optuna storage in memory", tiny_data(tracking={"optuna_storage": "sqlite:///:memory:"}), {},
-     "`tracking.optuna_storage`"),
-    ("optuna storage driver missing", tiny_data(tracking={"optuna_storage": "mysql://u@host/db"}), {},
-     "`tracking.optuna_storage`"),
-    ("optuna storage malformed", tiny_data(tracking={"optuna_storage": "postgresql://u@host:port/db"}), {},
-     "`tracking.optuna_storage`"),
+    (
+        "optuna storage unknown scheme",
+        tiny_data(tracking={"optuna_storage": "redis://localhost"}),
+        {},
+        "`tracking.optuna_storage`",
+    ),
+    (
+        "optuna storage in memory",
+        tiny_data(tracking={"optuna_storage": "sqlite:///:memory:"}),
+        {},
+        "`tracking.optuna_storage`",
+    ),
+    (
+        "optuna storage driver missing",
+        tiny_data(tracking={"optuna_storage": "mysql://u@host/db"}),
+        {},
+        "`tracking.optuna_storage`",
+    ),
+    (
+        "optuna storage malformed",
+        tiny_data(tracking={"optuna_storage": "postgresql://u@host:port/db"}),
+        {},
+        "`tracking.optuna_storage`",
+    ),
     ("output dir is a file", tiny_data(tracking={"output_dir": "afile"}), files(afile=b"x"), "`tracking.output_dir`"),
-    ("output dir under a file", tiny_data(tracking={"output_dir": "afile/out"}), files(afile=b"x"),
-     "`tracking.output_dir`"),
+    (
+        "output dir under a file",
+        tiny_data(tracking={"output_dir": "afile/out"}),
+        files(afile=b"x"),
+        "`tracking.output_dir`",
+    ),
     ("output dir climbs out", tiny_data(tracking={"output_dir": "../out"}), {}, "`tracking.output_dir`"),
     ("output dir absolute", tiny_data(tracking={"output_dir": "/tmp/qeuopt-out"}), {}, "`tracking.output_dir`"),
-    ("artifact dir under a file", tiny_data(tracking={"artifact_dir": "afile/art"}), files(afile=b"x"),
-     "`tracking.artifact_dir`"),
+    (
+        "artifact dir under a file",
+        tiny_data(tracking={"artifact_dir": "afile/art"}),
+        files(afile=b"x"),
+        "`tracking.artifact_dir`",
+    ),
     ("ratings db is a folder", tiny_data(tracking={"ratings_db": "rdb"}), files(rdb=None), "`tracking.ratings_db`"),
     ("ratings db climbs out", tiny_data(tracking={"ratings_db": "sub/../../r.db"}), {}, "`tracking.ratings_db`"),
-    ("hub model not cached offline", tiny_data(generation={"model": "nobody/missing-model"}), {},
-     "`generation.model`"),
-    ("clip model not cached offline", tiny_data(scoring={"clip_model": "clip-ViT-B-99"}), {},
-     "`scoring.clip_model`"),
+    ("hub model not cached offline", tiny_data(generation={"model": "nobody/missing-model"}), {}, "`generation.model`"),
+    ("clip model not cached offline", tiny_data(scoring={"clip_model": "clip-ViT-B-99"}), {}, "`scoring.clip_model`"),
     ("local model missing", tiny_data(generation={"model": "./missing.safetensors"}), {}, "`generation.model`"),
 ]
 
@@ -275,21 +339,40 @@ def _run_with(**tracking):
 
 
 PYTHON_API = [  # callable, exception type, text in the message
-    ("guidance inf", lambda: _study(generation={"guidance": math.inf}, factors={"style_a": ["a", "b"],
-                                                                            "style_b": ["c", "d"]}),
-     StudyError, "`generation.guidance`"),
+    (
+        "guidance inf",
+        lambda: _study(generation={"guidance": math.inf}, factors={"style_a": ["a", "b"], "style_b": ["c", "d"]}),
+        StudyError,
+        "`generation.guidance`",
+    ),
     ("name escapes", lambda: _study(name="../escaped"), StudyError, "`name`"),
-    ("level nan", lambda: _study(factors={**study_data()["factors"], "guidance": [6.0, math.nan, 9.0]}),
-     StudyError, "`factors.guidance`"),
-    ("run into a file", lambda: (Path("afile").write_bytes(b"x"), _run_with(output_dir="afile")), StudyError,
-     "`tracking.output_dir`"),
+    (
+        "level nan",
+        lambda: _study(factors={**study_data()["factors"], "guidance": [6.0, math.nan, 9.0]}),
+        StudyError,
+        "`factors.guidance`",
+    ),
+    (
+        "run into a file",
+        lambda: (Path("afile").write_bytes(b"x"), _run_with(output_dir="afile")),
+        StudyError,
+        "`tracking.output_dir`",
+    ),
     ("run with a bad mlflow uri", lambda: _run_with(mlflow_uri="sqlite://x.db"), StudyError, "`tracking.mlflow_uri`"),
     ("optimize budget 0", lambda: _optimize(budget=0), InputError, "`budget`"),
     ("optimize strategy", lambda: _optimize(budget=3, strategy="grid"), InputError, "`strategy`"),
-    ("optimize evaluator nan", lambda: _optimize(budget=3, strategy="random", evaluate=lambda c: math.nan),
-     EvaluationError, "`evaluate`"),
-    ("optimize evaluator inf", lambda: _optimize(budget=3, strategy="random", evaluate=lambda c: math.inf),
-     EvaluationError, "`evaluate`"),
+    (
+        "optimize evaluator nan",
+        lambda: _optimize(budget=3, strategy="random", evaluate=lambda c: math.nan),
+        EvaluationError,
+        "`evaluate`",
+    ),
+    (
+        "optimize evaluator inf",
+        lambda: _optimize(budget=3, strategy="random", evaluate=lambda c: math.inf),
+        EvaluationError,
+        "`evaluate`",
+    ),
     ("pipeline guidance inf", lambda: _generate(guidance=math.inf), InputError, "`guidance`"),
     ("pipeline width huge", lambda: _generate(width=100000), InputError, "`width`"),
     ("rank top 0", lambda: _rank(0), InputError, "`top`"),
@@ -361,8 +444,11 @@ def _post(url, body: bytes, headers=None, length=None):
     host, port = re.match(r"http://([^:/]+):(\d+)", url).groups()
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     connection.putrequest("POST", "/api/ratings")
-    for key, value in {"Content-Type": "application/json", "Content-Length": str(length or len(body)),
-                       **(headers or {})}.items():
+    for key, value in {
+        "Content-Type": "application/json",
+        "Content-Length": str(length or len(body)),
+        **(headers or {}),
+    }.items():
         connection.putheader(key, value)
     connection.endheaders(body)
     reply = connection.getresponse()
@@ -382,8 +468,7 @@ HTTP_REQUESTS = [  # body, headers, declared length, status, text in the error
 ]
 
 
-@pytest.mark.parametrize("case, body, headers, length, status, words", HTTP_REQUESTS,
-                         ids=[c[0] for c in HTTP_REQUESTS])
+@pytest.mark.parametrize("case, body, headers, length, status, words", HTTP_REQUESTS, ids=[c[0] for c in HTTP_REQUESTS])
 def test_bad_http_requests(ran, workdir, monkeypatch, case, body, headers, length, status, words):
     from qeuopt.ratings.server import Handler, RatingServer
 

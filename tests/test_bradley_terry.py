@@ -8,8 +8,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from qeuopt.model.bradley_terry import BradleyTerry, most_informative_pair, pair_matrix
 
-ORDINAL = ("an ordinal model of pairwise choices: at most 3 classes, read in sorted order as (right wins, tie, "
-           "left wins); the checks' data need 4 classes or unordered blobs")
+ORDINAL = (
+    "an ordinal model of pairwise choices: at most 3 classes, read in sorted order as (right wins, tie, "
+    "left wins); the checks' data need 4 classes or unordered blobs"
+)
 
 
 @parametrize_with_checks(
@@ -107,8 +109,9 @@ def test_pair_information_favours_close_uncertain_pairs_and_respects_the_mask():
     assert most_informative_pair(model, np.zeros((4, 4), bool)) is None
 
 
-@pytest.mark.parametrize("left, right, message", [([0, 1], [1], "one length"), ([0], [0], "two different"),
-                                                  ([0], [5], "0..3")])
+@pytest.mark.parametrize(
+    "left, right, message", [([0, 1], [1], "one length"), ([0], [0], "two different"), ([0], [5], "0..3")]
+)
 def test_pair_matrix_rejects_bad_pairs(left, right, message):
     with pytest.raises(ValueError, match=message):
         pair_matrix(left, right, 4)

@@ -16,8 +16,10 @@ def test_dashboards_name_link_sort_and_show_the_grid(workdir):
     trial = optuna_study.trials[0]
     run_id = trial.user_attrs["mlflow_run_id"]
     tracker = study.tracker()
-    assert trial.user_attrs["mlflow_run_url"] == \
-        f"http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs/{run_id}"
+    assert (
+        trial.user_attrs["mlflow_run_url"]
+        == f"http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs/{run_id}"
+    )
     from optuna_dashboard._note import get_note_from_system_attrs
 
     attrs = optuna_study._storage.get_study_system_attrs(optuna_study._study_id)

@@ -46,8 +46,13 @@ def spec_of(tmp_path=None, **changes):
 
 def ranked(rows, predicted):
     """A frame shaped like qeuopt.recommend.rank.rank's result."""
-    return pd.DataFrame(rows).assign(predicted=predicted, support=[6] * len(rows), observed=[False] * len(rows),
-                                     observed_mean=[float("nan")] * len(rows), n_observed=[0] * len(rows))
+    return pd.DataFrame(rows).assign(
+        predicted=predicted,
+        support=[6] * len(rows),
+        observed=[False] * len(rows),
+        observed_mean=[float("nan")] * len(rows),
+        n_observed=[0] * len(rows),
+    )
 
 
 def a1111_cmdargs(line: str) -> dict:
@@ -65,8 +70,11 @@ def a1111_cmdargs(line: str) -> dict:
 
 
 def test_setting_rows_render_prompts_and_every_parameter():
-    spec = spec_of(factors={"style_a": ["Frank Cho", TRICKY], "style_b": ["Todd Hido"], "guidance": [6.0, 8.0]},
-                   design={"kind": "full"}, generation={"scheduler": "dpmpp_2m"})
+    spec = spec_of(
+        factors={"style_a": ["Frank Cho", TRICKY], "style_b": ["Todd Hido"], "guidance": [6.0, 8.0]},
+        design={"kind": "full"},
+        generation={"scheduler": "dpmpp_2m"},
+    )
     rows = setting_rows(spec, ranked([{"style_a": TRICKY, "style_b": "Todd Hido", "guidance": 8.0}], [0.31]))
     row = rows[0]
     assert row["prompt"] == f"portrait in the style of {TRICKY}, beach in the style of Todd Hido, high quality"
@@ -76,8 +84,10 @@ def test_setting_rows_render_prompts_and_every_parameter():
     assert (row["predicted"], row["support"], row["observed"], row["observed_mean"]) == (0.31, 6, False, None)
     assert row["mode"] == "txt2img" and "strength" not in row  # txt2img: no denoising strength
     data = Path(__file__).parents[1] / "qeuopt" / "data"  # holds sketch.png
-    img2img = setting_rows(spec_of(data, generation={"mode": "img2img", "init_image": "sketch.png"}),
-                           ranked([{"style_a": "Hokusai", "style_b": "Todd Hido", "strength": 0.35, "guidance": 6.0}], [0.3]))
+    img2img = setting_rows(
+        spec_of(data, generation={"mode": "img2img", "init_image": "sketch.png"}),
+        ranked([{"style_a": "Hokusai", "style_b": "Todd Hido", "strength": 0.35, "guidance": 6.0}], [0.3]),
+    )
     assert img2img[0]["strength"] == 0.35
     with pytest.raises(InputError, match="`guidance`: allowed levels \\[6.0, 8.0\\]; given 7.0"):
         setting_rows(spec, ranked([{"style_a": TRICKY, "style_b": "Todd Hido", "guidance": 7.0}], [0.3]))
@@ -85,27 +95,43 @@ def test_setting_rows_render_prompts_and_every_parameter():
 
 def test_a1111_lines_parse_back_to_the_same_values(tmp_path):
     (tmp_path / "sketch.png").write_bytes((STUDIES / "sketch.png").read_bytes())
-    spec = spec_of(tmp_path, prompt={"template": "a\nportrait of {style_a}, {style_b}", "negative": "it's bad, \"BW\""},
-                   factors={"style_a": [TRICKY, "--odd"], "style_b": ["$HOME `x`"], "strength": [0.35]},
-                   design={"kind": "full"},
-                   generation={"mode": "img2img", "init_image": "sketch.png", "scheduler": "euler_a"})
-    rows = setting_rows(spec, ranked([{"style_a": a, "style_b": "$HOME `x`", "strength": 0.35}
-                                      for a in (TRICKY, "--odd")], [0.3, 0.2]))
+    spec = spec_of(
+        tmp_path,
+        prompt={"template": "a\nportrait of {style_a}, {style_b}", "negative": 'it\'s bad, "BW"'},
+        factors={"style_a": [TRICKY, "--odd"], "style_b": ["$HOME `x`"], "strength": [0.35]},
+        design={"kind": "full"},
+        generation={"mode": "img2img", "init_image": "sketch.png", "scheduler": "euler_a"},
+    )
+    rows = setting_rows(
+        spec, ranked([{"style_a": a, "style_b": "$HOME `x`", "strength": 0.35} for a in (TRICKY, "--odd")], [0.3, 0.2])
+    )
     for row in rows:
         parsed = a1111_cmdargs(a1111_line(row))
-        assert parsed == {"prompt": row["prompt"].replace("\n", " "), "negative_prompt": 'it\'s bad, "BW"',
-                          "steps": "4", "cfg_scale": "7.5", "seed": "1234", "width": "32", "height": "32",
-                          "sampler_name": "Euler a", "batch_size": "1", "n_iter": "2"}
+        assert parsed == {
+            "prompt": row["prompt"].replace("\n", " "),
+            "negative_prompt": 'it\'s bad, "BW"',
+            "steps": "4",
+            "cfg_scale": "7.5",
+            "seed": "1234",
+            "width": "32",
+            "height": "32",
+            "sampler_name": "Euler a",
+            "batch_size": "1",
+            "n_iter": "2",
+        }
         assert float(a1111_cmdargs(a1111_line(row, denoising_strength=True))["denoising_strength"]) == 0.35
     assert "\n" not in a1111_line(rows[0])  # one job per line
 
 
 def test_csv_and_json_round_trip():
     spec = spec_of()
-    settings = [{"style_a": "Hokusai", "style_b": "Claude Monet", "strength": 0.35, "guidance": 6.0},
-                {"style_a": "Frank Cho", "style_b": "Todd Hido", "strength": 0.75, "guidance": 10.0}]
-    rows = setting_rows(spec, ranked(settings, [0.5, 0.4]).assign(observed=[True, False],
-                                                                   observed_mean=[0.49, float("nan")]))
+    settings = [
+        {"style_a": "Hokusai", "style_b": "Claude Monet", "strength": 0.35, "guidance": 6.0},
+        {"style_a": "Frank Cho", "style_b": "Todd Hido", "strength": 0.75, "guidance": 10.0},
+    ]
+    rows = setting_rows(
+        spec, ranked(settings, [0.5, 0.4]).assign(observed=[True, False], observed_mean=[0.49, float("nan")])
+    )
     text = io.StringIO()
     write_settings_csv(rows, text)
     back = list(csv.DictReader(io.StringIO(text.getvalue())))
@@ -122,8 +148,11 @@ def test_csv_and_json_round_trip():
 
 def test_study_toml_runs_exactly_a_factorial_of_settings(folder):
     spec = spec_of(folder)
-    settings = [{"style_a": a, "style_b": "Todd Hido", "strength": s, "guidance": 8.0}
-                for a in ("Hokusai", "Frank Cho") for s in (0.35, 0.45)]
+    settings = [
+        {"style_a": a, "style_b": "Todd Hido", "strength": s, "guidance": 8.0}
+        for a in ("Hokusai", "Frank Cho")
+        for s in (0.35, 0.45)
+    ]
     data, header = confirmation_study(spec, settings, name="top4", seeds=[2000], out_dir=folder)
     path = write_study_toml(data, header, folder / "top4.toml")
     assert path.read_text().startswith("# Confirmation study of 'unit'")
@@ -172,8 +201,9 @@ def test_cli_recommend_and_export_every_format(folder, capsys):
     assert header.startswith("# A1111 1.9+") and "kept once" in header  # txt2img: strength makes no new line
     assert 1 <= len(lines) < 3 and len(set(lines)) == len(lines)
     assert all(a1111_cmdargs(line)["steps"] == "4" for line in lines)
-    assert main(["export", str(folder / "unit.toml"), "--format", "json", "--top", "4", "-o", "top.json",
-                 "--pure"]) == 0  # pure ranking: the default list is diverse over the artist pair
+    assert (
+        main(["export", str(folder / "unit.toml"), "--format", "json", "--top", "4", "-o", "top.json", "--pure"]) == 0
+    )  # pure ranking: the default list is diverse over the artist pair
     settings = json.loads((folder / "top.json").read_text())["settings"]
     assert [s["rank"] for s in settings] == [1, 2, 3, 4]
     assert settings == sorted(settings, key=lambda s: -s["predicted"])

@@ -89,8 +89,16 @@ def test_long_text_warns_about_truncation():
 
 
 def test_memory_settings_keep_images_the_same(generator):
-    settings = GenerationSettings(model=TINY_SD, device="cpu", steps=3, width=64, height=64,
-                                  channels_last=True, attention_slicing=True, vae_slicing=True)
+    settings = GenerationSettings(
+        model=TINY_SD,
+        device="cpu",
+        steps=3,
+        width=64,
+        height=64,
+        channels_last=True,
+        attention_slicing=True,
+        vae_slicing=True,
+    )
     tuned = DiffusionGenerator(settings).generate(PROMPT, "", settings, [5, 6])
     plain = generator.generate(PROMPT, "", settings, [5, 6])
     for a, b in zip(tuned, plain):

@@ -11,17 +11,26 @@ from qeuopt.generate.grid import (
 
 
 def test_a1111_layout_matches_what_a1111_writes():
-    text = format_parameters("a cat", "low quality, BW", {"Steps": 30, "Sampler": "Euler", "CFG scale": 8.0,
-                                                        "Seed": 1234, "Size": "512x512"})
-    assert text == ("a cat\nNegative prompt: low quality, BW\n"
-                    "Steps: 30, Sampler: Euler, CFG scale: 8.0, Seed: 1234, Size: 512x512")
+    text = format_parameters(
+        "a cat", "low quality, BW", {"Steps": 30, "Sampler": "Euler", "CFG scale": 8.0, "Seed": 1234, "Size": "512x512"}
+    )
+    assert text == (
+        "a cat\nNegative prompt: low quality, BW\nSteps: 30, Sampler: Euler, CFG scale: 8.0, Seed: 1234, Size: 512x512"
+    )
 
 
 def test_png_metadata_round_trip(tmp_path):
     prompt = "((1girl:1.3), blue eye, in the style of Hokusai),\n(beach:1.1), high quality"
     negative = "low quality, BW, bad anatomy"
-    fields = {"Steps": 30, "Sampler": "DPM++ 2M Karras", "CFG scale": 8.0, "Seed": 1234,
-              "Size": "512x512", "Model": "v1-5: pruned, emaonly", "Denoising strength": 0.35}
+    fields = {
+        "Steps": 30,
+        "Sampler": "DPM++ 2M Karras",
+        "CFG scale": 8.0,
+        "Seed": 1234,
+        "Size": "512x512",
+        "Model": "v1-5: pruned, emaonly",
+        "Denoising strength": 0.35,
+    }
     image = Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8))
     path = save_png(image, tmp_path / "a.png", format_parameters(prompt, negative, fields))
     parsed = parse_parameters(read_parameters(path))
@@ -29,8 +38,11 @@ def test_png_metadata_round_trip(tmp_path):
     assert parsed["negative_prompt"] == negative
     assert parsed["Model"] == "v1-5: pruned, emaonly"  # JSON-quoted because of ',' and ':'
     assert parsed["Sampler"] == "DPM++ 2M Karras"
-    assert {k: parsed[k] for k in ("Steps", "Seed", "Denoising strength")} == \
-        {"Steps": "30", "Seed": "1234", "Denoising strength": "0.35"}
+    assert {k: parsed[k] for k in ("Steps", "Seed", "Denoising strength")} == {
+        "Steps": "30",
+        "Seed": "1234",
+        "Denoising strength": "0.35",
+    }
     assert not list(tmp_path.glob("*.partial"))
 
 

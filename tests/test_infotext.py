@@ -51,12 +51,21 @@ def test_every_png_and_grid_reads_back_with_every_field(tmp_path, monkeypatch):
     from PIL import Image
 
     Image.new("RGB", (32, 32), "white").save(tmp_path / "sketch.png")
-    data = study_data(prompt={"template": "((1girl:1.3), in the style of {style_a}), <lora:ink:0.5>",
-                              "negative": "low quality, BW"},
-                      factors={"style_a": ["Hokusai"], "scheduler": list(SCHEDULER_NAMES)},
-                      design={"kind": "full"}, loras={"ink": "ink.safetensors"},
-                      generation={"mode": "img2img", "init_image": "sketch.png", "strength": 0.5, "steps": 4,
-                                  "width": 32, "height": 32, "grid": [1, 2]})
+    data = study_data(
+        prompt={"template": "((1girl:1.3), in the style of {style_a}), <lora:ink:0.5>", "negative": "low quality, BW"},
+        factors={"style_a": ["Hokusai"], "scheduler": list(SCHEDULER_NAMES)},
+        design={"kind": "full"},
+        loras={"ink": "ink.safetensors"},
+        generation={
+            "mode": "img2img",
+            "init_image": "sketch.png",
+            "strength": 0.5,
+            "steps": 4,
+            "width": 32,
+            "height": 32,
+            "grid": [1, 2],
+        },
+    )
     study = Study.from_spec(build_spec(data, base_dir=tmp_path))
     generator = CheckpointFake(tensors_file(tmp_path / "model.safetensors", 2))
     study.run(generator, FakeScorer(), progress=False)
@@ -69,10 +78,16 @@ def test_every_png_and_grid_reads_back_with_every_field(tmp_path, monkeypatch):
             fields = parse_generation_parameters(read_parameters(png))
             assert fields["Prompt"] == "((1girl:1.3), in the style of Hokusai), <lora:ink:0.5>"
             assert fields["Negative prompt"] == "low quality, BW"
-            assert from_a1111(fields["Sampler"], fields["Schedule type"]) == \
-                ("euler" if scheduler == "default" else scheduler)
-            assert {k: fields[k] for k in ("Steps", "CFG scale", "Size-1", "Size-2", "Denoising strength")} == \
-                {"Steps": "4", "CFG scale": "7.5", "Size-1": "32", "Size-2": "32", "Denoising strength": "0.5"}
+            assert from_a1111(fields["Sampler"], fields["Schedule type"]) == (
+                "euler" if scheduler == "default" else scheduler
+            )
+            assert {k: fields[k] for k in ("Steps", "CFG scale", "Size-1", "Size-2", "Denoising strength")} == {
+                "Steps": "4",
+                "CFG scale": "7.5",
+                "Size-1": "32",
+                "Size-2": "32",
+                "Denoising strength": "0.5",
+            }
             assert fields["Seed"] == ("1234" if png.name != "01_seed1235.png" else "1235")
             assert (fields["RNG"], fields["Model"], fields["Model hash"]) == ("CPU", "model", generator.model_hash)
             assert fields["Lora hashes"] == f"ink: {lora_hash(tmp_path / 'ink.safetensors')}"
@@ -102,12 +117,23 @@ def test_every_exported_line_parses_and_runs_what_we_ran(tmp_path, version):
 
     Image.new("RGB", (32, 32), "white").save(tmp_path / "sketch.png")
     schedulers = list(SCHEDULERS)
-    spec = build_spec(study_data(factors={"style_a": ["Hokusai", "Frank Cho"], "style_b": ["Todd Hido"],
-                                          "strength": [0.35, 0.75], "scheduler": schedulers},
-                                 design={"kind": "full"}, generation={"mode": "img2img", "init_image": "sketch.png"}),
-                      base_dir=tmp_path)
-    settings = [dict(zip(("style_a", "style_b", "strength", "scheduler"), combo)) for combo in
-                itertools.product(["Hokusai", "Frank Cho"], ["Todd Hido"], [0.35, 0.75], schedulers)]
+    spec = build_spec(
+        study_data(
+            factors={
+                "style_a": ["Hokusai", "Frank Cho"],
+                "style_b": ["Todd Hido"],
+                "strength": [0.35, 0.75],
+                "scheduler": schedulers,
+            },
+            design={"kind": "full"},
+            generation={"mode": "img2img", "init_image": "sketch.png"},
+        ),
+        base_dir=tmp_path,
+    )
+    settings = [
+        dict(zip(("style_a", "style_b", "strength", "scheduler"), combo))
+        for combo in itertools.product(["Hokusai", "Frank Cho"], ["Todd Hido"], [0.35, 0.75], schedulers)
+    ]
     rows = setting_rows(spec, ranked(settings, [0.1] * len(settings)))
     files = a1111_files(rows, spec, version)
     written = 0
@@ -117,8 +143,13 @@ def test_every_exported_line_parses_and_runs_what_we_ran(tmp_path, version):
         schedule = header.split("Schedule type: ")[1].split(";")[0] if "Schedule type" in header else "Automatic"
         for line in lines:
             options = prompts_from_file_line(line, version)
-            row = next(r for r in rows if r["prompt"] == options["prompt"] and r["strength"] == strength
-                       and ran_as(options["sampler_name"], schedule, version) == r["scheduler"])
+            row = next(
+                r
+                for r in rows
+                if r["prompt"] == options["prompt"]
+                and r["strength"] == strength
+                and ran_as(options["sampler_name"], schedule, version) == r["scheduler"]
+            )
             assert (options["n_iter"], options["batch_size"], options["seed"]) == (row["images"], 1, row["seed"])
             assert (options["steps"], options["cfg_scale"], options["width"]) == (4, 7.5, 32)
             written += 1

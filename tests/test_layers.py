@@ -9,18 +9,24 @@ PACKAGE = Path(__file__).parents[1] / "qeuopt"
 # Lower number = lower in the stack. A module may import its own stage and any stage
 # with a smaller number; stages on one level stay independent of each other.
 LEVELS = {
-    "errors": 0, "cache": 0, "levels": 0.5,
+    "errors": 0,
+    "cache": 0,
+    "levels": 0.5,
     "design": 1,
     "config": 2,
-    "generate": 3, "model": 3, "track": 3,
+    "generate": 3,
+    "model": 3,
+    "track": 3,
     "score": 4,
     "ratings": 5,
     "run": 6,
     "analysis": 7,
     "recommend": 8,
     "cli": 9,
-    "__init__": 10, "__main__": 10,
-    "testing": 10, "data": 10,
+    "__init__": 10,
+    "__main__": 10,
+    "testing": 10,
+    "data": 10,
 }
 # The one door from production code into the tiny test models (named in a study as
 # `qeuopt-tiny:sd`), and the score stage's use of that door.
@@ -55,8 +61,11 @@ def _violations():
 
 
 def test_every_stage_has_a_level():
-    stages = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-              if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))}
+    stages = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+    }
     assert stages <= set(LEVELS), stages - set(LEVELS)
 
 

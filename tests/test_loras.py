@@ -24,8 +24,9 @@ def make_tiny_lora(path, seed: int):
 
     pipe = StableDiffusionPipeline.from_pretrained(resolve_model(TINY_SD))
     torch.manual_seed(seed)
-    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
-                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    pipe.unet.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+    )
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))
     StableDiffusionPipeline.save_lora_weights(path.parent, unet_lora_layers=layers, weight_name=path.name)
     return path
@@ -38,12 +39,14 @@ def loras(tmp_path_factory):
 
 
 def lora_study(folder, loras, **changes):
-    data = study_data(prompt={"template": "portrait, beach, <lora:{style}:{weight}>", "negative": "low quality"},
-                      factors={"style": ["ink", "paper"], "weight": [0.5, 1.0]}, design={"kind": "full"},
-                      loras={name: str(path) for name, path in loras.items()},
-                      generation={"model": TINY_SD, "device": "cpu", "steps": 3, "width": 64, "height": 64,
-                                  "grid": [1, 1]},
-                      scoring={"clip_model": "qeuopt-tiny:clip"})
+    data = study_data(
+        prompt={"template": "portrait, beach, <lora:{style}:{weight}>", "negative": "low quality"},
+        factors={"style": ["ink", "paper"], "weight": [0.5, 1.0]},
+        design={"kind": "full"},
+        loras={name: str(path) for name, path in loras.items()},
+        generation={"model": TINY_SD, "device": "cpu", "steps": 3, "width": 64, "height": 64, "grid": [1, 1]},
+        scoring={"clip_model": "qeuopt-tiny:clip"},
+    )
     data.update(changes)
     return build_spec(data, base_dir=folder)
 
@@ -66,7 +69,7 @@ def test_two_loras_and_their_weight_as_factors_with_one_pipeline_load(tmp_path, 
     assert hashes == {name: f"{name}: {lora_hash(path)}" for name, path in loras.items()}
     assert len(images) == 4
     pixels = list(images.values())
-    assert all(np.abs(a - b).max() > 0 for k, a in enumerate(pixels) for b in pixels[k + 1:])  # 4 distinct grids
+    assert all(np.abs(a - b).max() > 0 for k, a in enumerate(pixels) for b in pixels[k + 1 :])  # 4 distinct grids
 
 
 def test_switching_adapters_is_exact_and_needs_no_reload(tmp_path, loras):
@@ -86,9 +89,15 @@ def test_switching_adapters_is_exact_and_needs_no_reload(tmp_path, loras):
 def test_lora_settings_are_validated(tmp_path, loras):
     (tmp_path / "model.ckpt").write_bytes(b"x")
     with pytest.raises(StudyError) as caught:
-        lora_study(tmp_path, {"ink": loras["ink"], "paper": tmp_path / "model.ckpt", "gone": tmp_path / "no.safetensors"},
-                   prompt={"template": "a <lora:{style}:{weight}> <lora:ink:x>", "negative": "<lora:ink:1>",
-                           "syntax": "a1111"})
+        lora_study(
+            tmp_path,
+            {"ink": loras["ink"], "paper": tmp_path / "model.ckpt", "gone": tmp_path / "no.safetensors"},
+            prompt={
+                "template": "a <lora:{style}:{weight}> <lora:ink:x>",
+                "negative": "<lora:ink:1>",
+                "syntax": "a1111",
+            },
+        )
     text = str(caught.value)
     assert "`loras.paper`: a .safetensors file is allowed" in text
     assert "`loras.gone`: file not found" in text

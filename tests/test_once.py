@@ -45,7 +45,9 @@ def states_now(storage: str, name: str = "once") -> dict[str, list]:
 
 
 def running_of(storage: str, pid: int):
-    return [t for t in states_now(storage).get("RUNNING", []) if t.user_attrs.get("qeuopt.worker", {}).get("pid") == pid]
+    return [
+        t for t in states_now(storage).get("RUNNING", []) if t.user_attrs.get("qeuopt.worker", {}).get("pid") == pid
+    ]
 
 
 # -- in one process ----------------------------------------------------------------------
@@ -71,10 +73,14 @@ def test_a_fixed_design_never_asks_the_sampler(workdir):
 
 
 def test_an_adaptive_budget_counts_every_worker(workdir):
-    first, second = (TrialLoop(open_study("adaptive", OPTUNA, "random"), {"a": [1, 2, 3]}, budget=3)
-                     for _ in range(2))
-    ran = [first.next(lambda v, t: 1.0), second.next(lambda v, t: 1.0), first.next(lambda v, t: 1.0),
-           second.next(lambda v, t: 1.0), first.next(lambda v, t: 1.0)]
+    first, second = (TrialLoop(open_study("adaptive", OPTUNA, "random"), {"a": [1, 2, 3]}, budget=3) for _ in range(2))
+    ran = [
+        first.next(lambda v, t: 1.0),
+        second.next(lambda v, t: 1.0),
+        first.next(lambda v, t: 1.0),
+        second.next(lambda v, t: 1.0),
+        first.next(lambda v, t: 1.0),
+    ]
     assert sum(r is not None for r in ran) == 3
     assert len(open_study("adaptive", OPTUNA, "random").trials) == 3
 

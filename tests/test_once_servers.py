@@ -57,10 +57,13 @@ def test_survivors_run_the_row_of_a_killed_worker(workdir, database, monkeypatch
     env = {"QEUOPT_OPTUNA_STORAGE": database, "QEUOPT_HEARTBEAT_S": "3"}
     victim = start_worker(workdir, study, 3.0, "--worker", QEUOPT_HOST="machine-0", **env)
     wait_for(lambda: running_of(database, victim.pid))
-    survivors = [start_worker(workdir, study, 1.0, "--worker", QEUOPT_HOST=f"machine-{k}", **env)
-                 for k in (1, 2)]
-    wait_for(lambda: any(t.user_attrs.get("qeuopt.worker", {}).get("host") != "machine-0"
-                         for t in trials_by_state(database, "once").get("RUNNING", [])))
+    survivors = [start_worker(workdir, study, 1.0, "--worker", QEUOPT_HOST=f"machine-{k}", **env) for k in (1, 2)]
+    wait_for(
+        lambda: any(
+            t.user_attrs.get("qeuopt.worker", {}).get("host") != "machine-0"
+            for t in trials_by_state(database, "once").get("RUNNING", [])
+        )
+    )
     held = wait_for(lambda: running_of(database, victim.pid), every=0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
@@ -81,8 +84,9 @@ def test_two_machines_one_mlflow_server_every_grid_downloadable(tmp_path, databa
         machines = [tmp_path / "machine-a", tmp_path / "machine-b"]
         studies = [write_study(folder / "s.toml") for folder in machines]
         env = {"QEUOPT_OPTUNA_STORAGE": database, "MLFLOW_TRACKING_URI": url}
-        workers = [start_worker(folder, file, 0.5, QEUOPT_HOST=folder.name, **env)
-                   for folder, file in zip(machines, studies)]
+        workers = [
+            start_worker(folder, file, 0.5, QEUOPT_HOST=folder.name, **env) for folder, file in zip(machines, studies)
+        ]
         results = [finish(w) for w in workers]
         assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
         assert all(summary["ran"] >= 1 for _, summary, _ in results)  # both machines worked

@@ -6,8 +6,12 @@ from qeuopt.errors import EvaluationError, InputError
 from qeuopt.run.rounds import optimize
 from qeuopt.testing.synthetic import make_problem
 
-FACTORS = {"style": ["ink", "oil", "pastel"], "strength": [0.35, 0.55, 0.75],
-           "steps": [20, 30, 40], "cfg": [5.0, 8.0, 11.0]}
+FACTORS = {
+    "style": ["ink", "oil", "pastel"],
+    "strength": [0.35, 0.55, 0.75],
+    "steps": [20, 30, 40],
+    "cfg": [5.0, 8.0, 11.0],
+}
 BEST = {"style": "oil", "strength": 0.55, "steps": 40, "cfg": 5.0}
 
 
@@ -36,8 +40,9 @@ def test_strategies_return_exact_levels_and_spend_the_budget(strategy):
     assert len(result.history) == budget
     for row in result.history[list(FACTORS)].to_dict("records"):
         _assert_exact_levels(row, FACTORS)
-    assert result.history["value"].tolist() == [additive(row) for row in
-                                                 result.history[list(FACTORS)].to_dict("records")]
+    assert result.history["value"].tolist() == [
+        additive(row) for row in result.history[list(FACTORS)].to_dict("records")
+    ]
 
 
 def test_oa_starts_with_an_array_and_finds_the_optimum_of_an_additive_response():
@@ -76,18 +81,28 @@ def test_samplers_recommend_the_best_evaluated_unless_asked_for_the_model():
     assert not np.isnan(modelled.predicted)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(strategy="grid"), "strategy"), (dict(budget=0), "budget"), (dict(budget=2.5), "budget"),
-    (dict(budget=True), "budget"), (dict(direction="max"), "direction"), (dict(recommend="x"), "recommend"),
-    (dict(strategy="full", budget=80), "budget")])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(strategy="grid"), "strategy"),
+        (dict(budget=0), "budget"),
+        (dict(budget=2.5), "budget"),
+        (dict(budget=True), "budget"),
+        (dict(direction="max"), "direction"),
+        (dict(recommend="x"), "recommend"),
+        (dict(strategy="full", budget=80), "budget"),
+    ],
+)
 def test_invalid_arguments_name_the_field(kwargs, field):
     arguments = dict(budget=9) | kwargs
     with pytest.raises(InputError, match=f"`{field}`"):
         optimize(FACTORS, additive, **arguments)
 
 
-@pytest.mark.parametrize("factors, field", [({}, "factors"), ({"a": []}, "factors.a"),
-                                            ({"a": [1, 1]}, "factors.a"), ({"a": "xyz"}, "factors.a")])
+@pytest.mark.parametrize(
+    "factors, field",
+    [({}, "factors"), ({"a": []}, "factors.a"), ({"a": [1, 1]}, "factors.a"), ({"a": "xyz"}, "factors.a")],
+)
 def test_invalid_factors_name_the_factor(factors, field):
     with pytest.raises(InputError, match=f"`{field}`"):
         optimize(factors, additive, budget=3)

@@ -7,8 +7,9 @@ import pytest
 from qeuopt.ratings.preferences import PreferenceStore
 from tests.test_rate_page import CHROMIUM, browser, keys, served, text, wait_for  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="/usr/bin/chromium is absent: run scripts/install-browser.sh")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is absent: run scripts/install-browser.sh"
+)
 
 
 def counted(mine: int):

@@ -67,7 +67,8 @@ def test_a_rater_judges_pairs_and_the_scores_reach_mlflow(study, server):
     assert server.app.pairs.sync.flush(30)
     run = condition_run(study, 8)
     assert run["metrics.preference_count"] == 8 and run["metrics.preference_score"] == pytest.approx(
-        scores[8]["preference_score"])
+        scores[8]["preference_score"]
+    )
     assert run["metrics.preference_lower"] < run["metrics.preference_score"] < run["metrics.preference_upper"]
 
 
@@ -107,10 +108,25 @@ def test_the_page_is_served_and_linked_from_the_rating_page(server):
 
 
 def test_a_killed_server_loses_no_acknowledged_choice(study, workdir):
-    command = [sys.executable, "-u", "-m", "qeuopt.cli.main", "rate", str(_study_file(study, workdir)),
-               "--port", "0", "--no-browser"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    command = [
+        sys.executable,
+        "-u",
+        "-m",
+        "qeuopt.cli.main",
+        "rate",
+        str(_study_file(study, workdir)),
+        "--port",
+        "0",
+        "--no-browser",
+    ]
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+    )
     acknowledged, stop = {}, threading.Event()  # revision -> (rater, left, right, choice)
     try:
         url = next(m[0] for line in server.stdout if (m := re.search(r"http://\S+", line)))
@@ -140,8 +156,10 @@ def test_a_killed_server_loses_no_acknowledged_choice(study, workdir):
             os.killpg(server.pid, signal.SIGKILL)
     assert len(acknowledged) >= 150
     store = PreferenceStore(workdir / "ratings.db")
-    stored = {r["revision"]: (r["rater"], r["left_condition"], r["right_condition"], r["choice"])
-              for r in store.choices(study.name)}
+    stored = {
+        r["revision"]: (r["rater"], r["left_condition"], r["right_condition"], r["choice"])
+        for r in store.choices(study.name)
+    }
     store.close()
     assert {k: stored.get(k) for k in acknowledged} == acknowledged
 

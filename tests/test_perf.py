@@ -81,8 +81,11 @@ def test_files_killed_mid_write_are_finished_on_resume(workdir, monkeypatch):
     pngs = sorted(lost.glob("*_seed*.png"))
     assert len(pngs) == 2 and "Seed: 1235" in read_parameters(pngs[1])
     row = runs[runs["tags.qeuopt.folder"] == str(lost.resolve())].iloc[0]
-    expected = FakeGenerator._image(row["params.prompt"], study.spec.settings_for(
-        {"strength": float(row["params.strength"]), "guidance": float(row["params.guidance"])}), 1234)
+    expected = FakeGenerator._image(
+        row["params.prompt"],
+        study.spec.settings_for({"strength": float(row["params.strength"]), "guidance": float(row["params.guidance"])}),
+        1234,
+    )
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(pngs[0])), np.asarray(expected))
@@ -119,7 +122,10 @@ def test_overlapped_and_inline_runs_write_the_same_files(workdir):
     inline.run(FakeGenerator(), FakeScorer(), progress=False)
     overlapped = make_study(name="overlap")
     overlapped.run(FakeGenerator(), FakeScorer(), progress=False)
-    a, b = sorted((workdir / "outputs" / "inline").rglob("*.png")), sorted((workdir / "outputs" / "overlap").rglob("*.png"))
+    a, b = (
+        sorted((workdir / "outputs" / "inline").rglob("*.png")),
+        sorted((workdir / "outputs" / "overlap").rglob("*.png")),
+    )
     assert [p.relative_to(p.parents[1]) for p in a] == [p.relative_to(p.parents[1]) for p in b] and len(a) == 27
     assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
 
@@ -134,8 +140,16 @@ class SlowStudy:
         folder = self.folder / f"c{number:03d}"
         folder.mkdir()
         (folder / "00_seed7.png").write_bytes(b"png")
-        self.rows.append({"run_id": f"r{number}", "status": "FINISHED", "tags.qeuopt.folder": str(folder),
-                          "tags.optuna.trial_number": str(number), "params.prompt": "p", "params.factor.a": "x"})
+        self.rows.append(
+            {
+                "run_id": f"r{number}",
+                "status": "FINISHED",
+                "tags.qeuopt.folder": str(folder),
+                "tags.optuna.trial_number": str(number),
+                "params.prompt": "p",
+                "params.factor.a": "x",
+            }
+        )
 
     def runs(self):
         if self.hang.is_set():
@@ -247,9 +261,17 @@ def test_243_conditions_keep_the_writer_queue_bounded(workdir, monkeypatch):
         return path
 
     monkeypatch.setattr(condition, "dump_pending", counting)
-    study = make_study(name="big", factors={"style_a": ["a", "b", "c"], "style_b": ["d", "e", "f"],
-                                            "strength": [0.35, 0.45, 0.75], "guidance": [6.0, 8.0, 10.0],
-                                            "steps": [4, 5, 6]}, design={"kind": "full"})
+    study = make_study(
+        name="big",
+        factors={
+            "style_a": ["a", "b", "c"],
+            "style_b": ["d", "e", "f"],
+            "strength": [0.35, 0.45, 0.75],
+            "guidance": [6.0, 8.0, 10.0],
+            "steps": [4, 5, 6],
+        },
+        design={"kind": "full"},
+    )
     assert study.run(FakeGenerator(), FakeScorer(), progress=False).total == 243
     assert len(seen) == 243 and max(seen) <= 3  # two waiting plus the one just dumped
     assert not list((workdir / "outputs" / "big").glob("*.pending"))

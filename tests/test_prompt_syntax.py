@@ -12,8 +12,16 @@ DEMO = PROMPT_TEMPLATE.format(style_a="Hokusai", style_b="Claude Monet")
 
 def test_attention_follows_a1111_rules():
     assert parse_attention(r"a (b) ((c)) [d] (e:1.3) \(f\) g") == [
-        ("a ", 1.0), ("b", 1.1), (" ", 1.0), ("c", pytest.approx(1.21)), (" ", 1.0),
-        ("d", pytest.approx(1 / 1.1)), (" ", 1.0), ("e", 1.3), (" (f) g", 1.0)]
+        ("a ", 1.0),
+        ("b", 1.1),
+        (" ", 1.0),
+        ("c", pytest.approx(1.21)),
+        (" ", 1.0),
+        ("d", pytest.approx(1 / 1.1)),
+        (" ", 1.0),
+        ("e", 1.3),
+        (" (f) g", 1.0),
+    ]
     assert parse_attention("(unclosed") == [("unclosed", pytest.approx(1.1))]
     assert parse_attention("a BREAK b") == [("a", 1.0), ("BREAK", -1.0), ("b", 1.0)]
     weights = dict(parse_attention(DEMO))
@@ -26,7 +34,13 @@ def test_prompt_editing_schedules_as_a1111():
     entries = schedule("a [cat:dog:0.5] on [beach::4]", 20)
     assert entries == [(4, "a cat on beach"), (10, "a cat on "), (20, "a dog on ")]
     assert [text_at(entries, i) for i in (0, 4, 5, 10, 11, 19)] == [
-        "a cat on beach", "a cat on beach", "a cat on ", "a cat on ", "a dog on ", "a dog on "]
+        "a cat on beach",
+        "a cat on beach",
+        "a cat on ",
+        "a cat on ",
+        "a dog on ",
+        "a dog on ",
+    ]
     assert schedule("[(red:1.2):3] car", 10) == [(3, " car"), (10, "(red:1.2) car")]
     assert schedule("(x:1.2) [y] plain", 5) == [(5, "(x:1.2) [y] plain")]  # weights are not edits
     with pytest.raises(PromptSyntaxError, match="alternation"):
@@ -36,8 +50,10 @@ def test_prompt_editing_schedules_as_a1111():
 def test_lora_tags_and_the_readable_text():
     text, weights = split_loras("a <lora:ink:0.6>, b <lora:paper> <lora:ink:0.2>")
     assert weights == {"ink": pytest.approx(0.8), "paper": 1.0} and "<" not in text
-    assert readable(DEMO) == ("1girl, blue eye, in the style of Hokusai, standing, looking at viewer, "
-                              "beach, in the style of Claude Monet, high quality")
+    assert readable(DEMO) == (
+        "1girl, blue eye, in the style of Hokusai, standing, looking at viewer, "
+        "beach, in the style of Claude Monet, high quality"
+    )
     assert readable("a [cat:dog:0.5] <lora:ink:0.5>, on [(red:1.2):10] BREAK sea") == "a dog, on red sea"
     assert readable("(x:1.3)", "compel") == "(x:1.3)"  # other syntaxes are scored as written
 
@@ -95,7 +111,38 @@ def test_downweight_moves_towards_the_prompt_without_the_word(encoder):
 
 
 def test_long_prompt_is_chunked_not_truncated(pipe, encoder):
-    words = ["red", "blue", "green", "yellow", "black", "white", "sun", "sea", "sky", "beach", "ocean", "mountain", "city", "forest", "night", "day", "light", "eye", "hair", "face", "smile", "girl", "boy", "man", "woman", "person", "figure", "art", "style", "painting"]
+    words = [
+        "red",
+        "blue",
+        "green",
+        "yellow",
+        "black",
+        "white",
+        "sun",
+        "sea",
+        "sky",
+        "beach",
+        "ocean",
+        "mountain",
+        "city",
+        "forest",
+        "night",
+        "day",
+        "light",
+        "eye",
+        "hair",
+        "face",
+        "smile",
+        "girl",
+        "boy",
+        "man",
+        "woman",
+        "person",
+        "figure",
+        "art",
+        "style",
+        "painting",
+    ]
     prompt = ", ".join((words * 3)[:60]) + ","  # 60 words and 60 commas: 120 tokens
     assert len(tokens(pipe, prompt)) - 2 == 120
     embeds = encoder.encode(prompt)[0]
@@ -139,13 +186,21 @@ def test_prompt_editing_switches_the_conditioning_after_the_given_step(pipe, enc
     seen, own = [], pipe.scheduler
     pipe.scheduler = DDIMScheduler.from_config(own.config)  # one UNet call per step
     hook = pipe.unet.register_forward_pre_hook(
-        lambda module, args, kwargs: seen.append(kwargs["encoder_hidden_states"].clone()), with_kwargs=True)
+        lambda module, args, kwargs: seen.append(kwargs["encoder_hidden_states"].clone()), with_kwargs=True
+    )
     try:
         conditioning = encoder.conditioning("a [cat:dog:2] on the beach", "", steps=5, images=1)
         assert conditioning.switches == [2]
-        pipe(**conditioning.kwargs, num_inference_steps=5, width=64, height=64, guidance_scale=7.5,
-             generator=torch.Generator("cpu").manual_seed(0), callback_on_step_end=conditioning.callback,
-             callback_on_step_end_tensor_inputs=conditioning.callback.tensor_inputs)
+        pipe(
+            **conditioning.kwargs,
+            num_inference_steps=5,
+            width=64,
+            height=64,
+            guidance_scale=7.5,
+            generator=torch.Generator("cpu").manual_seed(0),
+            callback_on_step_end=conditioning.callback,
+            callback_on_step_end_tensor_inputs=conditioning.callback.tensor_inputs,
+        )
     finally:
         hook.remove()
         pipe.scheduler = own
@@ -164,22 +219,52 @@ def tiny_sdxl(tokenizer):
     from qeuopt.testing.tiny import SD15_SCHEDULER
 
     torch.manual_seed(0)
-    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                            num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
-                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                            pad_token_id=tokenizer.eos_token_id)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        projection_dim=32,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+    )
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
-        cross_attention_dim=64, norm_num_groups=32)
-    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(config),
-                                     text_encoder_2=CLIPTextModelWithProjection(config), tokenizer=tokenizer,
-                                     tokenizer_2=tokenizer, unet=unet,
-                                     scheduler=EulerDiscreteScheduler.from_config(SD15_SCHEDULER))
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64,
+        norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel(config),
+        text_encoder_2=CLIPTextModelWithProjection(config),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler.from_config(SD15_SCHEDULER),
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -198,8 +283,17 @@ def test_sdxl_path_weights_chunks_pools_and_switches(pipe, syntax):
     assert kwargs["pooled_prompt_embeds"].shape == (1, 32)
     assert conditioning.switches == ([2] if syntax == "a1111" else None)
     if conditioning.callback:
-        kwargs = {**kwargs, "callback_on_step_end": conditioning.callback,
-                  "callback_on_step_end_tensor_inputs": conditioning.callback.tensor_inputs}
-    images = sdxl(**kwargs, num_images_per_prompt=2, num_inference_steps=4, width=64, height=64,
-                  generator=[torch.Generator("cpu").manual_seed(s) for s in (1, 2)]).images
+        kwargs = {
+            **kwargs,
+            "callback_on_step_end": conditioning.callback,
+            "callback_on_step_end_tensor_inputs": conditioning.callback.tensor_inputs,
+        }
+    images = sdxl(
+        **kwargs,
+        num_images_per_prompt=2,
+        num_inference_steps=4,
+        width=64,
+        height=64,
+        generator=[torch.Generator("cpu").manual_seed(s) for s in (1, 2)],
+    ).images
     assert len(images) == 2 and images[0].size == (64, 64)

@@ -19,14 +19,23 @@ from tests.test_ratings_support import L9_GRID, rated_template, study_copy
 
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # As root on a closed network Chromium needs all of these, or it hangs on start.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1400,900")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,900",
+)
 # resolved now: the test itself runs in a temporary folder
 SCREENSHOT = Path(os.environ["QEUOPT_SCREENSHOT"]).resolve() if os.environ.get("QEUOPT_SCREENSHOT") else None
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="/usr/bin/chromium is absent: run scripts/install-browser.sh")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is absent: run scripts/install-browser.sh"
+)
 
 
 @pytest.fixture
@@ -61,8 +70,10 @@ def wait_for(driver, check, what: str, timeout: float = 20.0):
         if value:
             return value
         time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}; page says: {driver.find_element('id', 'progress').text!r}, "
-                         f"{driver.find_element('id', 'status').text!r}")
+    raise AssertionError(
+        f"timed out waiting for {what}; page says: {driver.find_element('id', 'progress').text!r}, "
+        f"{driver.find_element('id', 'status').text!r}"
+    )
 
 
 def text(driver, element_id: str) -> str:
@@ -117,7 +128,7 @@ def test_rate_100_images_with_the_keyboard_reload_and_find_them_in_mlflow(served
 
     assert server.app.sync.flush(30)
     runs = study.runs().set_index("tags.optuna.trial_number").sort_index()
-    expected = [[int(v) for v in typed[12 * c:12 * c + 12] if v != "s"] for c in range(9)]
+    expected = [[int(v) for v in typed[12 * c : 12 * c + 12] if v != "s"] for c in range(9)]
     assert runs["metrics.rating_count"].tolist() == [len(e) for e in expected]
     assert runs["metrics.rating_mean"].iloc[:8].tolist() == pytest.approx([sum(e) / len(e) for e in expected[:8]])
     assert runs.loc["0", "metrics.rating_skips"] == 1 and runs.loc["8", "metrics.rating_image_02"] == 5

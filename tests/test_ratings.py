@@ -105,8 +105,17 @@ def _frame(rows):
 
 def test_per_rater_normalization_removes_how_people_use_the_scale():
     # ann is harsh (1-2), bob is generous (4-5): both prefer condition 1 to condition 0
-    frame = _frame([(0, 0, "ann", 1), (1, 0, "ann", 2), (0, 0, "bob", 4), (1, 0, "bob", 5),
-                    (2, 0, "cat", 3), (2, 1, "cat", 3), (2, 1, "ann", "skip")])
+    frame = _frame(
+        [
+            (0, 0, "ann", 1),
+            (1, 0, "ann", 2),
+            (0, 0, "bob", 4),
+            (1, 0, "bob", 5),
+            (2, 0, "cat", 3),
+            (2, 1, "cat", 3),
+            (2, 1, "ann", "skip"),
+        ]
+    )
     frame["rating"] = frame["rating"].replace("skip", None)
     z = normalize_per_rater(frame).set_index(["condition", "rater"])["z"]
     assert z[(0, "ann")] == pytest.approx(z[(0, "bob")]) == pytest.approx(-1.0)
@@ -153,21 +162,30 @@ def test_import_keeps_the_newer_rating(store):
 
 
 def test_bad_csv_rows_are_rejected_with_their_line_numbers():
-    text = ("study,condition,image,rater,rating,updated_at\n"
-            "s,0,0,ann,4,\n"
-            "s,9,0,ann,4,\n"
-            "s,0,5,ann,4,\n"
-            "s,0,0,ann,six,\n"
-            "other,0,0,ann,4,\n"
-            "s,0,0,,4,\n"
-            "s,0,0,ann,4,yesterday\n"
-            "s,x,0,ann,4,\n")
+    text = (
+        "study,condition,image,rater,rating,updated_at\n"
+        "s,0,0,ann,4,\n"
+        "s,9,0,ann,4,\n"
+        "s,0,5,ann,4,\n"
+        "s,0,0,ann,six,\n"
+        "other,0,0,ann,4,\n"
+        "s,0,0,,4,\n"
+        "s,0,0,ann,4,yesterday\n"
+        "s,x,0,ann,4,\n"
+    )
     with pytest.raises(RatingError) as err:
         read_csv(io.StringIO(text), "s", KNOWN)
     message = str(err.value)
     assert message.startswith("7 bad row(s), nothing imported")
-    for line, field in [(3, "condition"), (4, "image"), (5, "rating"), (6, "study"), (7, "rater"),
-                        (8, "updated_at"), (9, "condition")]:
+    for line, field in [
+        (3, "condition"),
+        (4, "image"),
+        (5, "rating"),
+        (6, "study"),
+        (7, "rater"),
+        (8, "updated_at"),
+        (9, "condition"),
+    ]:
         assert f"line {line}: `{field}`" in message
     assert "line 2:" not in message
     with pytest.raises(RatingError, match="missing rating"):

@@ -52,8 +52,9 @@ def request(url, method, path, body=None, headers=None):
 
 
 def rate(url, rater, condition, image, rating):
-    return request(url, "POST", "/api/ratings", {"rater": rater, "condition": condition, "image": image,
-                                                "rating": rating})
+    return request(
+        url, "POST", "/api/ratings", {"rater": rater, "condition": condition, "image": image, "rating": rating}
+    )
 
 
 def condition_run(study, number):
@@ -69,8 +70,11 @@ def test_ratings_reach_the_condition_run_in_mlflow(study, server):
     assert rate(url, "bob", 3, 1, 1)[0] == 200
     assert rate(url, "bob", 3, 2, "skip")[0] == 200
     status, mine = request(url, "GET", "/api/ratings?rater=bob")
-    assert mine["ratings"] == [{"condition": 3, "image": 0, "rating": 5}, {"condition": 3, "image": 1, "rating": 1},
-                               {"condition": 3, "image": 2, "rating": "skip"}]
+    assert mine["ratings"] == [
+        {"condition": 3, "image": 0, "rating": 5},
+        {"condition": 3, "image": 1, "rating": 1},
+        {"condition": 3, "image": 2, "rating": "skip"},
+    ]
     assert server.app.sync.flush(20)
     run = condition_run(study, 3)
     assert run["metrics.rating_image_00"] == 4.5 and run["metrics.rating_image_01"] == 1.0
@@ -78,10 +82,16 @@ def test_ratings_reach_the_condition_run_in_mlflow(study, server):
     assert run["tags.qeuopt.raters"] == "ann, bob"
     stored = json.loads((study.tracker().download(run["run_id"], "ratings.json", Path("dl"))).read_text())
     assert {(r["rater"], r["image"], r["rating"]) for r in stored["ratings"]} == {
-        ("ann", 0, 4), ("bob", 0, 5), ("bob", 1, 1), ("bob", 2, None)}
+        ("ann", 0, 4),
+        ("bob", 0, 5),
+        ("bob", 1, 1),
+        ("bob", 2, None),
+    }
 
-    assert rate(url, "bob", 3, 1, None) == (200, {"rater": "bob", "condition": 3, "image": 1, "rating": None,
-                                                  "revision": 6})  # withdrawn (undo)
+    assert rate(url, "bob", 3, 1, None) == (
+        200,
+        {"rater": "bob", "condition": 3, "image": 1, "rating": None, "revision": 6},
+    )  # withdrawn (undo)
     assert server.app.sync.flush(20)
     run = condition_run(study, 3)
     assert "metrics.rating_image_01" not in run.index or math.isnan(run["metrics.rating_image_01"])
@@ -145,8 +155,9 @@ BAD = [  # method, path, body, extra headers, status, part of the message
 ]
 
 
-@pytest.mark.parametrize("method, path, body, headers, status, message", BAD,
-                         ids=[f"{b[0]} {b[1][:20]} {b[4]} {b[5][:16]}" for b in BAD])
+@pytest.mark.parametrize(
+    "method, path, body, headers, status, message", BAD, ids=[f"{b[0]} {b[1][:20]} {b[4]} {b[5][:16]}" for b in BAD]
+)
 def test_bad_requests_get_a_4xx_with_a_message(server, method, path, body, headers, status, message):
     got, reply = request(server.url, method, path, body, headers)
     assert (got, message in reply["error"]) == (status, True), reply
@@ -156,8 +167,11 @@ def test_bad_requests_get_a_4xx_with_a_message(server, method, path, body, heade
 
 def test_garbage_on_the_socket_does_not_kill_the_server(server):
     host, port = server.httpd.server_address[:2]
-    for junk in (b"\x00\xff garbage\r\n\r\n", b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
-                 b"POST /api/ratings HTTP/1.1\r\nContent-Length: nope\r\nContent-Type: application/json\r\n\r\n"):
+    for junk in (
+        b"\x00\xff garbage\r\n\r\n",
+        b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
+        b"POST /api/ratings HTTP/1.1\r\nContent-Length: nope\r\nContent-Type: application/json\r\n\r\n",
+    ):
         with socket.create_connection((host, port), timeout=5) as raw:
             raw.sendall(junk)
             answer = raw.recv(300)  # a request line with no version gets a bare HTTP/0.9 answer
@@ -184,10 +198,25 @@ def _study_file(study, workdir) -> Path:
 
 @pytest.mark.slow
 def test_a_killed_server_loses_no_acknowledged_rating(study, workdir):
-    command = [sys.executable, "-u", "-m", "qeuopt.cli.main", "rate", str(_study_file(study, workdir)),
-               "--port", "0", "--no-browser"]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
+    command = [
+        sys.executable,
+        "-u",
+        "-m",
+        "qeuopt.cli.main",
+        "rate",
+        str(_study_file(study, workdir)),
+        "--port",
+        "0",
+        "--no-browser",
+    ]
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,
+    )
     try:
         url = next(m[0] for line in server.stdout if (m := re.search(r"http://\S+", line)))
         acknowledged, unanswered, stop = [], [], threading.Event()

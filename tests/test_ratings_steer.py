@@ -14,8 +14,10 @@ from qeuopt.run.steer import AWAITING, advance
 from qeuopt.testing.fake import FakeGenerator, FakeScorer
 from tests.test_ratings_support import fresh_folder, make_study
 
-SMALL = {"factors": {"style_a": ["a", "b"], "style_b": ["c", "d"], "guidance": [6.0, 8.0]},
-         "generation": {"grid": [1, 2], "width": 16, "height": 16}}
+SMALL = {
+    "factors": {"style_a": ["a", "b"], "style_b": ["c", "d"], "guidance": [6.0, 8.0]},
+    "generation": {"grid": [1, 2], "width": 16, "height": 16},
+}
 
 
 @pytest.fixture
@@ -90,8 +92,16 @@ def test_optuna_dashboard_shows_our_trials_params_and_values(folder):
     rate_all(study, [0, 1, 2, 3])
     study.run(FakeGenerator(), FakeScorer(), progress=False)
     port = _free_port()
-    command = [sys.executable, "-c", "import sys; from optuna_dashboard._cli import main; sys.exit(main())",
-               f"sqlite:///{folder / 'optuna.db'}", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from optuna_dashboard._cli import main; sys.exit(main())",
+        f"sqlite:///{folder / 'optuna.db'}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     dashboard = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         studies = _get_json(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]

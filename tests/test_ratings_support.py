@@ -47,7 +47,7 @@ class SoftGenerator(FakeGenerator):
     def _image(prompt, settings, seed):
         digest = hashlib.sha256(f"{prompt}|{settings.guidance}|{seed}".encode()).digest()
         a, b = np.array(list(digest[:3]), float), np.array(list(digest[3:6]), float)
-        y, x = np.mgrid[0:settings.height, 0:settings.width] / max(settings.width, settings.height)
+        y, x = np.mgrid[0 : settings.height, 0 : settings.width] / max(settings.width, settings.height)
         mix = (0.5 + 0.5 * np.sin(6 * x + 4 * y + digest[6] / 40))[..., None]
         return Image.fromarray((a * mix + b * (1 - mix)).astype(np.uint8))
 
@@ -93,5 +93,3 @@ def study_copy(template: Path, workdir: Path, **changes):
     for name in ("mlflow.db", "optuna.db"):
         copy_database(template / name, workdir / name)
     return make_study(**changes)
-
-

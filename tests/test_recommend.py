@@ -9,8 +9,12 @@ from qeuopt.levels import full_grid as candidate_settings
 from qeuopt.recommend.rank import SettingModel, condition_support, rank
 from qeuopt.testing.synthetic import make_problem
 
-L18_LEVELS = dict(n_artists=3, strength=(0.35, 0.55, 0.75), guidance=(5.0, 8.0, 11.0),
-                  inert={"scheduler": ("euler_a", "dpmpp_2m"), "steps": (20, 30, 40)})
+L18_LEVELS = dict(
+    n_artists=3,
+    strength=(0.35, 0.55, 0.75),
+    guidance=(5.0, 8.0, 11.0),
+    inert={"scheduler": ("euler_a", "dpmpp_2m"), "steps": (20, 30, 40)},
+)
 
 
 def _frame(rows, values, name="y"):
@@ -19,8 +23,12 @@ def _frame(rows, values, name="y"):
 
 def _l9_additive():
     levels = {"a": ["x", "y", "z"], "b": [0.1, 0.2, 0.3], "c": [1, 2, 3], "d": ["p", "q", "r"]}
-    effects = {"a": {"x": 1.0, "y": -2.0, "z": 1.0}, "b": {0.1: 0.5, 0.2: 0.0, 0.3: -0.5},
-               "c": {1: 3.0, 2: -1.0, 3: -2.0}, "d": {"p": 0.0, "q": 0.0, "r": 0.0}}
+    effects = {
+        "a": {"x": 1.0, "y": -2.0, "z": 1.0},
+        "b": {0.1: 0.5, 0.2: 0.0, 0.3: -0.5},
+        "c": {1: 3.0, 2: -1.0, 3: -2.0},
+        "d": {"p": 0.0, "q": 0.0, "r": 0.0},
+    }
     rows = assign({f: 3 for f in levels}, "L9").rows(levels)
     y = [10.0 + sum(effects[f][row[f]] for f in levels) for row in rows]
     return levels, effects, rows, y
@@ -60,8 +68,14 @@ def test_unseen_pair_ranks_first_through_the_pair_interaction():
 
 
 def test_pair_auto_takes_the_two_text_factors_with_most_levels():
-    data = pd.DataFrame({"style_a": ["a", "b", "c", "a"], "style_b": ["x", "y", "x", "y"],
-                         "sched": ["s", "s", "t", "t"], "strength": [0.3, 0.5, 0.3, 0.5]})
+    data = pd.DataFrame(
+        {
+            "style_a": ["a", "b", "c", "a"],
+            "style_b": ["x", "y", "x", "y"],
+            "sched": ["s", "s", "t", "t"],
+            "strength": [0.3, 0.5, 0.3, 0.5],
+        }
+    )
     assert SettingModel().fit(data, [1.0, 2.0, 3.0, 4.0]).pair_ == ("style_a", "style_b")
     assert SettingModel().fit(data[["style_a", "strength"]], [1.0, 2.0, 3.0, 4.0]).pair_ is None
 
@@ -83,11 +97,22 @@ def test_top_recommendation_after_one_l18_is_near_the_optimum():
 
 def test_rank_columns_exact_levels_and_observed_stats():
     levels = {"style": ["a", "b"], "strength": [0.35, 0.75], "steps": [20, 30]}
-    data = pd.DataFrame({"style": ["a", "a", "b"], "strength": [0.35, 0.35, 0.75],
-                         "steps": [20, 20, 30], "score": [1.0, 3.0, 0.5]})
+    data = pd.DataFrame(
+        {"style": ["a", "a", "b"], "strength": [0.35, 0.35, 0.75], "steps": [20, 20, 30], "score": [1.0, 3.0, 0.5]}
+    )
     table = rank(levels, data, "score", top=8, diverse=False)
-    assert list(table.columns) == ["style", "strength", "steps", "predicted", "lower", "upper", "support",
-                                   "observed", "observed_mean", "n_observed"]
+    assert list(table.columns) == [
+        "style",
+        "strength",
+        "steps",
+        "predicted",
+        "lower",
+        "upper",
+        "support",
+        "observed",
+        "observed_mean",
+        "n_observed",
+    ]
     assert len(table) == 8 and table["predicted"].is_monotonic_decreasing
     assert (table["lower"] <= table["predicted"]).all() and (table["predicted"] <= table["upper"]).all()
     assert table.attrs["model"] == "mean"  # two conditions: too few to check any model
@@ -122,8 +147,10 @@ def test_sklearn_basic_contract():
     assert hasattr(model, "effects_") and not hasattr(SettingModel(), "effects_")
 
 
-@pytest.mark.parametrize("kwargs, field", [(dict(pair="style"), "pair"), (dict(pair=("a", "zz")), "pair"),
-                                           (dict(reg=0), "reg"), (dict(smooth=-1), "smooth")])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [(dict(pair="style"), "pair"), (dict(pair=("a", "zz")), "pair"), (dict(reg=0), "reg"), (dict(smooth=-1), "smooth")],
+)
 def test_invalid_parameters_name_the_field(kwargs, field):
     levels, _, rows, y = _l9_additive()
     with pytest.raises(ValueError, match=f"`{field}`"):
@@ -144,9 +171,12 @@ def _pair_study(pair_size: float, seed: int = 0):
     bias_a, bias_b = rng.normal(0, 0.3, 4), rng.normal(0, 0.3, 4)
     pair = pair_size * rng.normal(0, 1, (4, 4))
     rows = [{"style_a": a, "style_b": b, "strength": s} for a in a_levels for b in b_levels for s in (0.4, 0.6)]
-    truth = {(r["style_a"], r["style_b"]): bias_a[a_levels.index(r["style_a"])]
-             + bias_b[b_levels.index(r["style_b"])] + pair[a_levels.index(r["style_a"]), b_levels.index(r["style_b"])]
-             for r in rows}
+    truth = {
+        (r["style_a"], r["style_b"]): bias_a[a_levels.index(r["style_a"])]
+        + bias_b[b_levels.index(r["style_b"])]
+        + pair[a_levels.index(r["style_a"]), b_levels.index(r["style_b"])]
+        for r in rows
+    }
     y = [truth[(r["style_a"], r["style_b"])] + 0.05 * rng.standard_normal() for r in rows]
     return levels, _frame(rows, y), truth
 

@@ -91,7 +91,10 @@ def test_mlflow_view_of_the_study_is_saved_on_its_experiment(workdir):
     tracker = study.tracker()
     tags = tracker.client.get_experiment(tracker.experiment_id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
-    assert path == f"/#/experiments/{tracker.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=qeuopt-unit"
+    assert (
+        path
+        == f"/#/experiments/{tracker.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=qeuopt-unit"
+    )
     envelope = json.loads(tags["mlflow.sharedViewState.qeuopt-unit"])
     state = json.loads(envelope["state"])
     assert envelope["name"] == "qeuopt: unit" and state["orderByKey"] == "tags.`mlflow.runName`"

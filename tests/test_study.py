@@ -22,16 +22,24 @@ def test_l9_run_records_every_condition_in_mlflow(workdir):
     assert len(runs) == 9 and set(runs["status"]) == {"FINISHED"}
     row = runs.sort_values("tags.optuna.trial_number").iloc[0]
     assert row["params.prompt"].startswith("portrait in the style of ")
-    assert {"params.factor.style_a", "params.factor.strength", "metrics.clip_mean", "metrics.clip_min",
-            "metrics.clip_std", "metrics.clip_image_00", "metrics.clip_image_01"} <= set(runs.columns)
+    assert {
+        "params.factor.style_a",
+        "params.factor.strength",
+        "metrics.clip_mean",
+        "metrics.clip_min",
+        "metrics.clip_std",
+        "metrics.clip_image_00",
+        "metrics.clip_image_01",
+    } <= set(runs.columns)
 
     trials = study.trials()
     assert trials["state"].eq("COMPLETE").all()
     by_trial = dict(zip(trials["number"], trials["user_attrs_mlflow_run_id"]))
     for _, run in runs.iterrows():  # the trial and the run point at each other
         assert by_trial[int(run["tags.optuna.trial_number"])] == run["run_id"]
-        assert run["metrics.clip_mean"] == pytest.approx(trials.set_index("number").loc[
-            int(run["tags.optuna.trial_number"]), "value"])
+        assert run["metrics.clip_mean"] == pytest.approx(
+            trials.set_index("number").loc[int(run["tags.optuna.trial_number"]), "value"]
+        )
 
 
 def test_artifacts_hold_images_grid_and_table(workdir):
@@ -84,8 +92,7 @@ def test_interrupted_run_resumes_without_regenerating(workdir):
 
 
 def test_full_factorial_and_optuna_designs(workdir):
-    full = make_study(name="full", factors={"style_a": ["a", "b"], "style_b": ["c", "d", "e"]},
-                      design={"kind": "full"})
+    full = make_study(name="full", factors={"style_a": ["a", "b"], "style_b": ["c", "d", "e"]}, design={"kind": "full"})
     assert full.run(FakeGenerator(), FakeScorer(), progress=False).total == 6
     search = make_study(name="tpe", design={"kind": "optuna", "sampler": "tpe", "trials": 5})
     summary = search.run(FakeGenerator(), FakeScorer(), progress=False)
@@ -95,8 +102,11 @@ def test_full_factorial_and_optuna_designs(workdir):
 
 def test_seed_factor_and_scoring_text(workdir):
     scorer, generator = FakeScorer(), FakeGenerator()
-    study = make_study(factors={"style_a": ["a", "b"], "style_b": ["c", "d"], "seed": [10, 20]},
-                       design={"kind": "L4"}, scoring={"text": "a beach by {style_b}"})
+    study = make_study(
+        factors={"style_a": ["a", "b"], "style_b": ["c", "d"], "seed": [10, 20]},
+        design={"kind": "L4"},
+        scoring={"text": "a beach by {style_b}"},
+    )
     study.run(generator, scorer, progress=False)
     assert sorted({tuple(seeds) for _, seeds in generator.calls}) == [(10, 11), (20, 21)]
     assert set(scorer.texts) == {"a beach by c", "a beach by d"}

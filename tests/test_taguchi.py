@@ -20,10 +20,24 @@ def twos_and_threes(twos: int, threes: int) -> dict[str, int]:
     return {**{f"t{i}": 2 for i in range(twos)}, **{f"h{i}": 3 for i in range(threes)}}
 
 
-@pytest.mark.parametrize("twos, threes, expected", [
-    (3, 0, "L4"), (7, 0, "L8"), (8, 0, "L12"), (0, 4, "L9"), (1, 7, "L18"), (0, 13, "L27"),
-    (11, 12, "L36"), (4, 12, "L36"), (3, 13, "L36b"), (2, 2, "L9"), (2, 4, "L18"), (16, 0, "L32"), (40, 0, "L64"),
-])
+@pytest.mark.parametrize(
+    "twos, threes, expected",
+    [
+        (3, 0, "L4"),
+        (7, 0, "L8"),
+        (8, 0, "L12"),
+        (0, 4, "L9"),
+        (1, 7, "L18"),
+        (0, 13, "L27"),
+        (11, 12, "L36"),
+        (4, 12, "L36"),
+        (3, 13, "L36b"),
+        (2, 2, "L9"),
+        (2, 4, "L18"),
+        (16, 0, "L32"),
+        (40, 0, "L64"),
+    ],
+)
 def test_auto_picks_the_smallest_array(twos, threes, expected):
     assert assign(twos_and_threes(twos, threes)).array == expected
 
@@ -37,8 +51,11 @@ def test_auto_uses_dummy_levels_when_that_saves_runs():
 
 def test_columns_keep_the_given_factor_order():
     result = assign({"style": 3, "strength": 3, "guidance": 3, "seed_set": 3})
-    assert result == Assignment("L9", {"style": 0, "strength": 1, "guidance": 2, "seed_set": 3},
-                                {"style": 3, "strength": 3, "guidance": 3, "seed_set": 3})
+    assert result == Assignment(
+        "L9",
+        {"style": 0, "strength": 1, "guidance": 2, "seed_set": 3},
+        {"style": 3, "strength": 3, "guidance": 3, "seed_set": 3},
+    )
     assert list(assign({"h": 3, "t": 2, "g": 3}, "L18").columns.items()) == [("h", 1), ("t", 0), ("g", 2)]
     assert assign({"b": 3, "a": 3}) == assign({"b": 3, "a": 3})  # deterministic
 
@@ -132,8 +149,12 @@ def test_sn_ratio_edge_cases():
 
 
 # ---------------------------------------------------------------------------- analysis
-LEVELS = {"style": ["s1", "s2", "s3"], "strength": [0.3, 0.5, 0.7], "guidance": [5.0, 7.5, 10.0],
-          "noise": ["x", "y", "z"]}
+LEVELS = {
+    "style": ["s1", "s2", "s3"],
+    "strength": [0.3, 0.5, 0.7],
+    "guidance": [5.0, 7.5, 10.0],
+    "noise": ["x", "y", "z"],
+}
 EFFECT = {"style": [0, 2, 5], "strength": [1, 0, 3], "guidance": [0, 4, 1], "noise": [0.5, 0, 0.2]}
 
 
@@ -206,8 +227,10 @@ def test_sn_optimum_and_smaller_the_better():
     frame = l9_frame(replicate_offsets=(-0.1, 0.1))
     larger = analyze(frame, list(LEVELS), "clip", sn="larger")
     sn_rows = larger.effects[larger.effects["factor"] == "style"]
-    by_hand = [np.mean([sn_ratio(g["clip"], "larger") for _, g in frame[frame["style"] == s].groupby("condition")])
-               for s in LEVELS["style"]]
+    by_hand = [
+        np.mean([sn_ratio(g["clip"], "larger") for _, g in frame[frame["style"] == s].groupby("condition")])
+        for s in LEVELS["style"]
+    ]
     assert sn_rows["sn_db"].to_numpy() == pytest.approx(by_hand)
     assert larger.optimum_sn["style"] == "s3"
     smaller = analyze(frame, list(LEVELS), "clip", sn="smaller")

@@ -71,7 +71,8 @@ def generators():
 def folder_digest(folder: Path) -> dict[str, str]:
     return {
         str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*")) if path.is_file()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
     }
 
 
@@ -106,10 +107,7 @@ def test_unknown_tiny_kind_is_rejected_with_the_allowed_kinds(cache):
 
 def test_demo_prompts_stay_well_under_77_tokens(sd_pipe):
     tokenizer = sd_pipe.tokenizer
-    longest = max(
-        len(tokenizer(demo_prompt(a, b)).input_ids)
-        for a, b in itertools.permutations(testing.ARTISTS, 2)
-    )
+    longest = max(len(tokenizer(demo_prompt(a, b)).input_ids) for a, b in itertools.permutations(testing.ARTISTS, 2))
     assert longest <= 50
     assert len(tokenizer(testing.NEGATIVE_PROMPT).input_ids) <= 20
 
@@ -135,8 +133,9 @@ def test_sd_and_clip_share_the_tokenizer_files(cache):
 
 
 def test_txt2img_grid_matches_single_images(sd_pipe):
-    kwargs = dict(negative_prompt=testing.NEGATIVE_PROMPT, height=64, width=64,
-                  num_inference_steps=10, output_type="np")
+    kwargs = dict(
+        negative_prompt=testing.NEGATIVE_PROMPT, height=64, width=64, num_inference_steps=10, output_type="np"
+    )
     grid = sd_pipe(demo_prompt(), num_images_per_prompt=6, generator=generators(), **kwargs)
     assert grid.images.shape == (6, 64, 64, 3)
     assert grid.images.std() > 0.01  # noise, not a constant image
@@ -152,8 +151,9 @@ def test_img2img_from_txt2img_components(sd_pipe, tmp_path):
     img2img = StableDiffusionImg2ImgPipeline(**sd_pipe.components)
     img2img.set_progress_bar_config(disable=True)
     init = Image.open(draw_sketch(tmp_path / "sketch.png", size=(64, 64)))
-    out = img2img(demo_prompt(), image=init, strength=0.5, num_inference_steps=10,
-                  num_images_per_prompt=6, generator=generators())
+    out = img2img(
+        demo_prompt(), image=init, strength=0.5, num_inference_steps=10, num_images_per_prompt=6, generator=generators()
+    )
     assert [image.size for image in out.images] == [(64, 64)] * 6
 
 
@@ -161,8 +161,7 @@ def test_grid_stays_fast(sd_pipe):
     """Guards the recipe's size: about 0.15-0.5 s here; the bound leaves room for slow CI."""
     sd_pipe(demo_prompt(), height=64, width=64, num_inference_steps=2)  # warm-up
     start = time.perf_counter()
-    sd_pipe(demo_prompt(), height=64, width=64, num_inference_steps=10,
-            num_images_per_prompt=6, generator=generators())
+    sd_pipe(demo_prompt(), height=64, width=64, num_inference_steps=10, num_images_per_prompt=6, generator=generators())
     assert time.perf_counter() - start < 10
 
 
@@ -232,12 +231,18 @@ def test_stale_temp_dirs_are_swept_and_live_ones_kept(tmp_path):
 
 @pytest.mark.slow
 def test_concurrent_builders_do_not_collide(tmp_path):
-    script = ("import sys; from qeuopt.testing import tiny as testing; "
-              "print(testing.tiny_model_path('sd', sys.argv[1]))")
+    script = "import sys; from qeuopt.testing import tiny as testing; print(testing.tiny_model_path('sd', sys.argv[1]))"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [proc.communicate(timeout=300)[0].strip() for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0]
     assert outputs == [str(tmp_path / "tiny-sd-v1")] * 2

@@ -31,10 +31,13 @@ def test_half_migrated_database_without_runs_is_set_aside_and_replaced(workdir):
 
 @pytest.mark.slow
 def test_processes_started_together_share_one_database(workdir):
-    code = ("import sys; from qeuopt.track.tracker import Tracker; "
-            f"Tracker('sqlite:///{workdir}/mlflow.db', 'exp-' + sys.argv[1])")
-    workers = [subprocess.Popen([sys.executable, "-c", code, str(k)], stderr=subprocess.PIPE, text=True)
-               for k in range(3)]
+    code = (
+        "import sys; from qeuopt.track.tracker import Tracker; "
+        f"Tracker('sqlite:///{workdir}/mlflow.db', 'exp-' + sys.argv[1])"
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-c", code, str(k)], stderr=subprocess.PIPE, text=True) for k in range(3)
+    ]
     errors = [w.communicate(timeout=300)[1] for w in workers]
     assert [w.returncode for w in workers] == [0, 0, 0], errors
     with sqlite3.connect(workdir / "mlflow.db") as db:

@@ -17,30 +17,33 @@ def test_base_study_is_valid():
     assert spec.space.levels()["strength"] == (0.35, 0.45, 0.75)
 
 
-@pytest.mark.parametrize("changes, field, given", [
-    ({"prompt": {"template": "a {style_a} {unknown}"}}, "prompt.template", "{unknown}"),
-    ({"factors": {"style_a": ["x"], "style_b": ["y"], "colour": ["red"]}}, "factors.colour", "colour"),
-    ({"factors": {"style_a": [], "style_b": ["y"]}}, "factors.style_a", "[]"),
-    ({"factors": {"style_a": ["x", "x"], "style_b": ["y"]}}, "factors.style_a", "'x', 'x'"),
-    ({"design": {"kind": "L7"}}, "design.kind", "'L7'"),
-    ({"design": {"kind": "optuna", "sampler": "annealing", "trials": 5}}, "design.sampler", "'annealing'"),
-    ({"design": {"kind": "optuna", "trials": 0}}, "design.trials", "0"),
-    ({"design": {"objective": "likes"}}, "design.objective", "'likes'"),
-    ({"generation": {"width": 500}}, "generation.width", "500"),
-    ({"generation": {"mode": "inpaint"}}, "generation.mode", "'inpaint'"),
-    ({"generation": {"grid": [2, 0]}}, "generation.grid", "[2, 0]"),
-    ({"generation": {"steps": "thirty"}}, "generation.steps", "'thirty'"),
-    ({"generation": {"scheduler": "warp"}}, "scheduler", "'warp'"),
-    ({"generation": {"dtype": "float8"}}, "generation.dtype", "'float8'"),
-    ({"generation": {"colour": 1}}, "generation.colour", "unknown setting"),
-    ({"generation": {"model": "model.ckpt"}}, "generation.model", "pickle"),
-    ({"generation": {"model": "./missing.safetensors"}}, "generation.model", "not found"),
-    ({"generation": {"mode": "img2img"}}, "generation.init_image", "init image"),
-    ({"generation": {"mode": "img2img", "init_image": "nope.png"}}, "generation.init_image", "'nope.png'"),
-    ({"tracking": {"mlflow_uri": 5}}, "tracking.mlflow_uri", "5"),
-    ({"extra": {}}, "extra", "unknown section"),
-    ({"scoring": {"text": "a beach by {painter}"}}, "scoring.text", "{painter}"),
-])
+@pytest.mark.parametrize(
+    "changes, field, given",
+    [
+        ({"prompt": {"template": "a {style_a} {unknown}"}}, "prompt.template", "{unknown}"),
+        ({"factors": {"style_a": ["x"], "style_b": ["y"], "colour": ["red"]}}, "factors.colour", "colour"),
+        ({"factors": {"style_a": [], "style_b": ["y"]}}, "factors.style_a", "[]"),
+        ({"factors": {"style_a": ["x", "x"], "style_b": ["y"]}}, "factors.style_a", "'x', 'x'"),
+        ({"design": {"kind": "L7"}}, "design.kind", "'L7'"),
+        ({"design": {"kind": "optuna", "sampler": "annealing", "trials": 5}}, "design.sampler", "'annealing'"),
+        ({"design": {"kind": "optuna", "trials": 0}}, "design.trials", "0"),
+        ({"design": {"objective": "likes"}}, "design.objective", "'likes'"),
+        ({"generation": {"width": 500}}, "generation.width", "500"),
+        ({"generation": {"mode": "inpaint"}}, "generation.mode", "'inpaint'"),
+        ({"generation": {"grid": [2, 0]}}, "generation.grid", "[2, 0]"),
+        ({"generation": {"steps": "thirty"}}, "generation.steps", "'thirty'"),
+        ({"generation": {"scheduler": "warp"}}, "scheduler", "'warp'"),
+        ({"generation": {"dtype": "float8"}}, "generation.dtype", "'float8'"),
+        ({"generation": {"colour": 1}}, "generation.colour", "unknown setting"),
+        ({"generation": {"model": "model.ckpt"}}, "generation.model", "pickle"),
+        ({"generation": {"model": "./missing.safetensors"}}, "generation.model", "not found"),
+        ({"generation": {"mode": "img2img"}}, "generation.init_image", "init image"),
+        ({"generation": {"mode": "img2img", "init_image": "nope.png"}}, "generation.init_image", "'nope.png'"),
+        ({"tracking": {"mlflow_uri": 5}}, "tracking.mlflow_uri", "5"),
+        ({"extra": {}}, "extra", "unknown section"),
+        ({"scoring": {"text": "a beach by {painter}"}}, "scoring.text", "{painter}"),
+    ],
+)
 def test_each_rule_names_field_and_given_value(changes, field, given):
     problems = problems_of(study_data(**changes))
     assert any(f"`{field}`" in p and given in p for p in problems), problems

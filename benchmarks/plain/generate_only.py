@@ -22,8 +22,14 @@ init = Image.open(job["init_image"]).convert("RGB").resize((job["width"], job["h
 for condition in job["conditions"]:
     generators = [torch.Generator("cpu").manual_seed(s) for s in condition["seeds"]]
     with torch.inference_mode():
-        images = pipe(prompt=condition["prompt"], negative_prompt=job["negative"], image=init,
-                      strength=condition["strength"], guidance_scale=condition["guidance"],
-                      num_inference_steps=job["steps"], num_images_per_prompt=len(generators),
-                      generator=generators).images
+        images = pipe(
+            prompt=condition["prompt"],
+            negative_prompt=job["negative"],
+            image=init,
+            strength=condition["strength"],
+            guidance_scale=condition["guidance"],
+            num_inference_steps=job["steps"],
+            num_images_per_prompt=len(generators),
+            generator=generators,
+        ).images
 print(f"{len(job['conditions'])} grids")

@@ -1,6 +1,6 @@
 """A notebook loop: the pipeline loaded once, then one call per image, nothing saved.
 
-    python notebook_loop.py job.json
+python notebook_loop.py job.json
 """
 
 import json
@@ -19,8 +19,14 @@ count = 0
 for condition in job["conditions"]:
     for seed in condition["seeds"]:
         with torch.inference_mode():
-            image = pipe(prompt=condition["prompt"], negative_prompt=job["negative"], image=init,
-                         strength=condition["strength"], guidance_scale=condition["guidance"],
-                         num_inference_steps=job["steps"], generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+            image = pipe(
+                prompt=condition["prompt"],
+                negative_prompt=job["negative"],
+                image=init,
+                strength=condition["strength"],
+                guidance_scale=condition["guidance"],
+                num_inference_steps=job["steps"],
+                generator=torch.Generator("cpu").manual_seed(seed),
+            ).images[0]
         count += 1
 print(f"{count} images")

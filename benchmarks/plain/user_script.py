@@ -29,21 +29,32 @@ for number, condition in enumerate(job["conditions"]):
     prompt, seeds = condition["prompt"], condition["seeds"]
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     with torch.inference_mode():
-        images = pipe(prompt=prompt, negative_prompt=job["negative"], image=init, strength=condition["strength"],
-                      guidance_scale=condition["guidance"], num_inference_steps=job["steps"],
-                      num_images_per_prompt=len(seeds), generator=generators).images
+        images = pipe(
+            prompt=prompt,
+            negative_prompt=job["negative"],
+            image=init,
+            strength=condition["strength"],
+            guidance_scale=condition["guidance"],
+            num_inference_steps=job["steps"],
+            num_images_per_prompt=len(seeds),
+            generator=generators,
+        ).images
     scores = clip.encode(images, normalize_embeddings=True) @ clip.encode([prompt], normalize_embeddings=True)[0]
     folder = f"outputs/c{number:03d}"
     os.makedirs(folder, exist_ok=True)
     for k, (image, seed) in enumerate(zip(images, seeds)):
         info = PngInfo()
-        info.add_text("parameters", f"{prompt}\nNegative prompt: {job['negative']}\nSteps: {job['steps']}, "
-                                    f"CFG scale: {condition['guidance']}, Seed: {seed}, "
-                                    f"Denoising strength: {condition['strength']}")
+        info.add_text(
+            "parameters",
+            f"{prompt}\nNegative prompt: {job['negative']}\nSteps: {job['steps']}, "
+            f"CFG scale: {condition['guidance']}, Seed: {seed}, "
+            f"Denoising strength: {condition['strength']}",
+        )
         image.save(f"{folder}/{k:02d}_seed{seed}.png", pnginfo=info)
     with mlflow.start_run(run_name=f"c{number:03d}"):
         mlflow.log_params({"prompt": prompt, "strength": condition["strength"], "guidance": condition["guidance"]})
-        mlflow.log_metrics({"clip_mean": float(scores.mean()),
-                            **{f"clip_image_{k:02d}": float(s) for k, s in enumerate(scores)}})
+        mlflow.log_metrics(
+            {"clip_mean": float(scores.mean()), **{f"clip_image_{k:02d}": float(s) for k, s in enumerate(scores)}}
+        )
         mlflow.log_artifacts(folder, "png")
 print(f"{len(job['conditions'])} runs")

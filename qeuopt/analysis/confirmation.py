@@ -28,8 +28,9 @@ def fresh_seeds(spec, last_base_seed: int, count: int) -> list[int]:
     return [int(last_base_seed) + step * (k + 1) for k in range(count)]
 
 
-def confirmation_study(spec, settings: Sequence[Mapping[str, Any]], *, name: str, seeds: Sequence[int],
-                       out_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
+def confirmation_study(
+    spec, settings: Sequence[Mapping[str, Any]], *, name: str, seeds: Sequence[int], out_dir: str | Path
+) -> tuple[dict[str, Any], list[str]]:
     """Study data (TOML-ready) that runs ``settings`` on ``seeds``, and header lines saying how.
 
     Design ``full`` over the settings' levels, plus ``seed`` as a factor of fresh seeds (a
@@ -48,16 +49,20 @@ def confirmation_study(spec, settings: Sequence[Mapping[str, Any]], *, name: str
     names = [n for n in spec.space.names if n != "seed"]
     factors = {n: unique_levels(s[n] for s in settings) for n in names}
     distinct = len(unique_levels(tuple(s[n] for n in names) for s in settings))
-    header = [f"Confirmation study of {spec.name!r}, written by qeuopt: {len(settings)} setting(s) on "
-              f"{len(seeds)} new seed(s) x {spec.generation.images_per_condition} image(s) each."]
+    header = [
+        f"Confirmation study of {spec.name!r}, written by qeuopt: {len(settings)} setting(s) on "
+        f"{len(seeds)} new seed(s) x {spec.generation.images_per_condition} image(s) each."
+    ]
     total = math.prod(len(v) for v in factors.values())
     if total != distinct:
         composite, composite_total = _composite_factors(spec, settings)
         if composite_total < total:
             factors, total = composite, composite_total
             _use_composite_prompt(spec, data, header)
-        header.append(f"A study file crosses its factors and these settings are no full factorial, so it "
-                      f"runs {total} condition(s) per seed; {distinct} of them are the settings themselves.")
+        header.append(
+            f"A study file crosses its factors and these settings are no full factorial, so it "
+            f"runs {total} condition(s) per seed; {distinct} of them are the settings themselves."
+        )
     data["factors"] = {**factors, "seed": [int(s) for s in seeds]}
     _rebase_paths(data, spec, Path(out_dir))
     return data, header
@@ -65,8 +70,10 @@ def confirmation_study(spec, settings: Sequence[Mapping[str, Any]], *, name: str
 
 def _composite_factors(spec, settings) -> tuple[dict[str, list], int]:
     generation = [n for n in spec.space.names if n in GENERATION_FACTORS and n != "seed"]
-    factors = {COMPOSITE: unique_levels(spec.prompt.render(s) for s in settings),
-               **{n: unique_levels(s[n] for s in settings) for n in generation}}
+    factors = {
+        COMPOSITE: unique_levels(spec.prompt.render(s) for s in settings),
+        **{n: unique_levels(s[n] for s in settings) for n in generation},
+    }
     return factors, math.prod(len(v) for v in factors.values())
 
 
@@ -76,8 +83,10 @@ def _use_composite_prompt(spec, data, header) -> None:
     text = spec.scoring.text
     if text and any(field for _, field, _, _ in string.Formatter().parse(text)):
         data["scoring"]["text"] = ""
-        header.append(f"scoring.text {text!r} names placeholders that are folded into `{COMPOSITE}`: "
-                      f"images are scored against their own prompt instead.")
+        header.append(
+            f"scoring.text {text!r} names placeholders that are folded into `{COMPOSITE}`: "
+            f"images are scored against their own prompt instead."
+        )
 
 
 def _rebase_paths(data: dict[str, Any], spec, out_dir: Path) -> None:

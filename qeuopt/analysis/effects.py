@@ -88,9 +88,17 @@ class TaguchiAnalysis:
         return _additive(self.effects, self.grand_mean, self.used_factors, condition)
 
 
-def analyze(frame: pd.DataFrame, factors: Sequence[str] | Mapping[str, Sequence], response: str, *,
-            condition: str | None = "condition", sn: str = "larger", pool: str | Sequence[str] = "auto",
-            target: float | None = None, confidence: float = 0.95) -> TaguchiAnalysis:
+def analyze(
+    frame: pd.DataFrame,
+    factors: Sequence[str] | Mapping[str, Sequence],
+    response: str,
+    *,
+    condition: str | None = "condition",
+    sn: str = "larger",
+    pool: str | Sequence[str] = "auto",
+    target: float | None = None,
+    confidence: float = 0.95,
+) -> TaguchiAnalysis:
     """Analyse one row per observation; replicates of a condition share its ``condition`` id.
 
     ``factors`` is a list of columns (levels in order of first appearance) or a mapping
@@ -123,8 +131,19 @@ def analyze(frame: pd.DataFrame, factors: Sequence[str] | Mapping[str, Sequence]
     used = _used_factors(anova)
     predicted = _additive(effects, grand_mean, used, optimum)
     half = _half_width(anova, used, len(data), confidence)
-    return TaguchiAnalysis(effects, anova, runs, optimum, optimum_sn, predicted,
-                           (predicted - half, predicted + half), grand_mean, grand_sn, response, sn)
+    return TaguchiAnalysis(
+        effects,
+        anova,
+        runs,
+        optimum,
+        optimum_sn,
+        predicted,
+        (predicted - half, predicted + half),
+        grand_mean,
+        grand_sn,
+        response,
+        sn,
+    )
 
 
 def _used_factors(anova: pd.DataFrame) -> list[str]:
@@ -163,12 +182,13 @@ def _level_orders(data: pd.DataFrame, factors) -> dict[str, list]:
 def _observations(frame: pd.DataFrame, names: list[str], response: str, condition: str | None):
     missing = [f for f in names if f not in frame.columns]
     if missing or not names:
-        raise InputError(f"`factors`: at least one factor column of the data is needed; given {names} "
-                          f"(missing {missing}); columns are {list(frame.columns)}")
+        raise InputError(
+            f"`factors`: at least one factor column of the data is needed; given {names} "
+            f"(missing {missing}); columns are {list(frame.columns)}"
+        )
     for column, field_name in ((response, "response"), (condition, "condition")):
         if column is not None and column not in frame.columns:
-            raise InputError(f"`{field_name}`: column {column!r} is not in the data; "
-                              f"columns are {list(frame.columns)}")
+            raise InputError(f"`{field_name}`: column {column!r} is not in the data; columns are {list(frame.columns)}")
     data = frame[frame[response].notna()].copy()
     if data.empty:
         raise NoDataError(f"`response`: column {response!r} has no values")
@@ -195,8 +215,11 @@ def _condition_table(data: pd.DataFrame, names: list[str], response: str, key: s
 def _effects(runs: pd.DataFrame, orders: dict[str, list]) -> pd.DataFrame:
     parts = []
     for factor, levels in orders.items():
-        table = runs.groupby(factor, sort=False).agg(
-            mean=("mean", "mean"), sn_db=("sn_db", "mean"), n=("mean", "size")).reindex(levels)
+        table = (
+            runs.groupby(factor, sort=False)
+            .agg(mean=("mean", "mean"), sn_db=("sn_db", "mean"), n=("mean", "size"))
+            .reindex(levels)
+        )
         parts.append(table.rename_axis("level").reset_index().assign(factor=factor))
     return pd.concat(parts, ignore_index=True)[["factor", "level", "mean", "sn_db", "n"]]
 
@@ -229,8 +252,11 @@ def _pooled(sums: dict[str, tuple[int, float]], total_dof: int, pool) -> list[st
         pooled: list[str] = []
         by_size = sorted(sums, key=lambda f: sums[f][1])
         # pool only a saturated design, and never every factor
-        while pool == "auto" and len(pooled) < len(sums) - 1 and \
-                total_dof - sum(sums[f][0] for f in sums if f not in pooled) <= 0:
+        while (
+            pool == "auto"
+            and len(pooled) < len(sums) - 1
+            and total_dof - sum(sums[f][0] for f in sums if f not in pooled) <= 0
+        ):
             pooled.append(by_size[len(pooled)])
         return pooled
     unknown = [f for f in ([pool] if isinstance(pool, str) else pool) if f not in sums]
@@ -251,10 +277,28 @@ def _anova(data: pd.DataFrame, names: list[str], response: str, pool) -> pd.Data
     error_ms = error_ss / error_dof if error_dof > 0 else math.nan
     rows = [_anova_row(f, *sums[f], f in pooled, error_ms, ss_total) for f in names]
     explained = sum(r["contribution_pct"] for r in rows if not r["pooled"])
-    rows.append(dict(source="error", dof=error_dof, ss=error_ss, ms=error_ms, f=math.nan,
-                     contribution_pct=100.0 - explained if ss_total > 0 else math.nan, pooled=False))
-    rows.append(dict(source="total", dof=len(y) - 1, ss=ss_total, ms=math.nan, f=math.nan,
-                     contribution_pct=100.0 if ss_total > 0 else math.nan, pooled=False))
+    rows.append(
+        dict(
+            source="error",
+            dof=error_dof,
+            ss=error_ss,
+            ms=error_ms,
+            f=math.nan,
+            contribution_pct=100.0 - explained if ss_total > 0 else math.nan,
+            pooled=False,
+        )
+    )
+    rows.append(
+        dict(
+            source="total",
+            dof=len(y) - 1,
+            ss=ss_total,
+            ms=math.nan,
+            f=math.nan,
+            contribution_pct=100.0 if ss_total > 0 else math.nan,
+            pooled=False,
+        )
+    )
     return pd.DataFrame(rows)
 
 
@@ -308,4 +352,4 @@ def effects_figure(analysis: TaguchiAnalysis, column: str = "mean", title: str |
 
 def _short(level: Any, width: int = 18) -> str:
     text = str(level)
-    return text if len(text) <= width else text[:width - 1] + "\u2026"
+    return text if len(text) <= width else text[: width - 1] + "\u2026"

@@ -44,8 +44,10 @@ def resolve_per(response: str, per: str) -> str:
     if per not in ("auto", "image", "condition"):
         raise InputError(f"`per`: allowed: auto, image, condition; given {per!r}")
     if per == "image" and response not in PER_IMAGE:
-        raise InputError(f"`per`: `image` is allowed only for {', '.join(PER_IMAGE)}; the response "
-                          f"{response!r} has one value per condition, use `condition`")
+        raise InputError(
+            f"`per`: `image` is allowed only for {', '.join(PER_IMAGE)}; the response "
+            f"{response!r} has one value per condition, use `condition`"
+        )
     if per == "auto":
         return "image" if response in PER_IMAGE else "condition"
     return per
@@ -57,8 +59,9 @@ def condition_table(study) -> pd.DataFrame:
     levels (exact objects of the study file) and every metric (``clip_mean``, ...)."""
     runs = study.runs()
     if runs.empty or "status" not in runs.columns or not (runs["status"] == "FINISHED").any():
-        raise NoDataError(f"`study`: {study.name!r} has no finished condition runs in MLflow yet; "
-                          f"run it first with `qeuopt run`")
+        raise NoDataError(
+            f"`study`: {study.name!r} has no finished condition runs in MLflow yet; run it first with `qeuopt run`"
+        )
     runs = runs[runs["status"] == "FINISHED"]
     factors = study.spec.space.factors
     clash = [f.name for f in factors if f.name in RESERVED]
@@ -70,15 +73,25 @@ def condition_table(study) -> pd.DataFrame:
     for _, run in runs.iterrows():
         values = _run_levels(run, lookups, skipped)
         if values is not None:
-            rows.append({"condition": int(run[TRIAL]), "run_id": run["run_id"], "folder": run.get(FOLDER),
-                         "base_seed": int(run["params.seed"]), **values,
-                         **{m[len("metrics."):]: run[m] for m in metrics}})
+            rows.append(
+                {
+                    "condition": int(run[TRIAL]),
+                    "run_id": run["run_id"],
+                    "folder": run.get(FOLDER),
+                    "base_seed": int(run["params.seed"]),
+                    **values,
+                    **{m[len("metrics.") :]: run[m] for m in metrics},
+                }
+            )
     if skipped:
-        warnings.warn("left out condition runs whose levels are not in the study file now: " + "; ".join(skipped),
-                      stacklevel=2)
+        warnings.warn(
+            "left out condition runs whose levels are not in the study file now: " + "; ".join(skipped), stacklevel=2
+        )
     if not rows:
-        raise NoDataError(f"`factors`: no finished condition run of {study.name!r} has levels that are all in "
-                          f"the study file now ({'; '.join(skipped[:3])}...)")
+        raise NoDataError(
+            f"`factors`: no finished condition run of {study.name!r} has levels that are all in "
+            f"the study file now ({'; '.join(skipped[:3])}...)"
+        )
     rows.sort(key=lambda row: row["condition"])
     frame = pd.DataFrame(rows)
     for f in factors:  # object columns keep the exact level objects: pandas would turn 6 into 6.0
@@ -92,8 +105,10 @@ def _level_lookup(factor) -> dict[str, Any]:
     for level in factor.levels:
         text = str(level)
         if text in lookup:
-            raise InputError(f"`factors.{factor.name}`: levels {lookup[text]!r} and {level!r} read the same in "
-                              f"MLflow ({text!r}); give levels that differ as text")
+            raise InputError(
+                f"`factors.{factor.name}`: levels {lookup[text]!r} and {level!r} read the same in "
+                f"MLflow ({text!r}); give levels that differ as text"
+            )
         lookup[text] = level
     return lookup
 
@@ -109,8 +124,9 @@ def _run_levels(run, lookups: Mapping[str, dict], skipped: list[str]) -> dict[st
     return values
 
 
-def study_observations(study, response: str | None = None, per: str = "condition", *,
-                       conditions: pd.DataFrame | None = None) -> pd.DataFrame:
+def study_observations(
+    study, response: str | None = None, per: str = "condition", *, conditions: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The study's results as one row per condition, or per image (``per="image"``).
 
     Columns: ``condition`` (trial number), ``run_id``, ``folder``, ``base_seed``, one column
@@ -133,8 +149,10 @@ def study_observations(study, response: str | None = None, per: str = "condition
         return _clip_per_image(conditions, keep)
     if response not in conditions.columns:
         known = sorted(set(conditions.columns) - set(keep) - {"condition"})
-        raise InputError(f"`response`: allowed: clip, rating, combined, preference or a metric of the runs "
-                          f"({', '.join(known)}); given {response!r}")
+        raise InputError(
+            f"`response`: allowed: clip, rating, combined, preference or a metric of the runs "
+            f"({', '.join(known)}); given {response!r}"
+        )
     return conditions[keep + [response]].copy()
 
 
@@ -143,7 +161,7 @@ def _clip_per_image(conditions: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
     images = sorted(c for c in conditions.columns if c.startswith(prefix))
     long = conditions[keep + images].melt(id_vars=keep, var_name="image", value_name=CLIP_RESPONSE)
     long = long.dropna(subset=[CLIP_RESPONSE])  # a smaller grid in an edited study: fewer images
-    long["image"] = long["image"].str[len(prefix):].astype(int)
+    long["image"] = long["image"].str[len(prefix) :].astype(int)
     return _finish_per_image(long, keep, CLIP_RESPONSE)
 
 
@@ -159,9 +177,11 @@ def rating_scores(study, conditions: pd.DataFrame):
     rating rows. Raises when nobody has rated anything yet."""
     from qeuopt.ratings.store import condition_scores, store_for
 
-    no_ratings = NoDataError(f"`response`: {study.name!r} has no ratings yet; rate its images with "
-                             f"`qeuopt rate` (or import a CSV with `qeuopt ratings import`), or use the "
-                             f"CLIP scores with `--response clip`")
+    no_ratings = NoDataError(
+        f"`response`: {study.name!r} has no ratings yet; rate its images with "
+        f"`qeuopt rate` (or import a CSV with `qeuopt ratings import`), or use the "
+        f"CLIP scores with `--response clip`"
+    )
     if not Path(study.spec.tracking.ratings_db).resolve().is_file():  # do not create an empty store
         raise no_ratings
     store = store_for(study.spec)
@@ -192,8 +212,10 @@ def preference_scores_of(study, conditions: pd.DataFrame) -> pd.DataFrame:
     conditions (NaN where a condition was never compared). Raises when there is no choice yet."""
     from qeuopt.ratings.preferences import preference_scores, preference_store_for
 
-    no_choices = NoDataError(f"`response`: {study.name!r} has no pairwise choices yet; compare its conditions "
-                             f"on the page's /pairs (`qeuopt rate`), or use `--response rating` or `clip`")
+    no_choices = NoDataError(
+        f"`response`: {study.name!r} has no pairwise choices yet; compare its conditions "
+        f"on the page's /pairs (`qeuopt rate`), or use `--response rating` or `clip`"
+    )
     if not Path(study.spec.tracking.ratings_db).resolve().is_file():  # do not create an empty store
         raise no_choices
     store = preference_store_for(study.spec)

@@ -64,8 +64,11 @@ def prompt_phrases(template: str) -> list[str]:
 def image_statistics(image) -> dict[str, float]:
     luma = np.asarray(image.convert("L"), dtype=float) / 255.0
     saturation = np.asarray(image.convert("HSV"), dtype=float)[..., 1] / 255.0
-    return {"image:brightness": float(luma.mean()), "image:saturation": float(saturation.mean()),
-            "image:contrast": float(luma.std())}
+    return {
+        "image:brightness": float(luma.mean()),
+        "image:saturation": float(saturation.mean()),
+        "image:contrast": float(luma.std()),
+    }
 
 
 def _similarities(scorer, images: list, texts: list[str]) -> np.ndarray:
@@ -108,8 +111,13 @@ def condition_items(study, conditions: pd.DataFrame, scorer=None, tracker=None) 
     scorer = scorer or study.default_scorer()
     tracker = tracker or study.tracker()
     phrases = prompt_phrases(spec.prompt.template)
-    numeric = [f.name for f in spec.space.factors if f.name != "seed" and len(f.levels) > 1
-               and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in f.levels)]
+    numeric = [
+        f.name
+        for f in spec.space.factors
+        if f.name != "seed"
+        and len(f.levels) > 1
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in f.levels)
+    ]
     rows = []
     for _, row in conditions.iterrows():
         values = {name: row[name] for name in spec.space.names}
@@ -155,19 +163,39 @@ class RatingPrediction:
         from qeuopt.analysis.report import number, table
 
         rated = int(self.predictions["rated"].sum())
-        lines = [f"T-method ({self.variant}) for {self.response}: {rated} rated conditions, "
-                 f"{len(self.items.columns)} items; overall SN {number(self.overall_sn_db)} dB with the "
-                 f"{len(self.selected)} selected items ({number(self.all_items_sn_db)} dB with all)", "",
-                 "Item gains (dB; positive = the item carries information about the ratings)"]
-        lines.append(table(({"item": k, "gain dB": number(v), "kept": "yes" if k in self.selected else ""}
-                            for k, v in self.gains.items()), ["item", "gain dB", "kept"]))
+        lines = [
+            f"T-method ({self.variant}) for {self.response}: {rated} rated conditions, "
+            f"{len(self.items.columns)} items; overall SN {number(self.overall_sn_db)} dB with the "
+            f"{len(self.selected)} selected items ({number(self.all_items_sn_db)} dB with all)",
+            "",
+            "Item gains (dB; positive = the item carries information about the ratings)",
+        ]
+        lines.append(
+            table(
+                (
+                    {"item": k, "gain dB": number(v), "kept": "yes" if k in self.selected else ""}
+                    for k, v in self.gains.items()
+                ),
+                ["item", "gain dB", "kept"],
+            )
+        )
         unrated = self.predictions[~self.predictions["rated"]]
         if len(unrated):
             lines += ["", "Predicted for conditions nobody rated, best first"]
             shown = unrated.sort_values("predicted", ascending=False)
             columns = [c for c in shown.columns if c not in ("observed", "rated")] + ["note"]
-            lines.append(table(({**{c: number(r[c]) if c == "predicted" else r.get(c) for c in columns},
-                                 "note": self._note(r["predicted"])} for _, r in shown.iterrows()), columns))
+            lines.append(
+                table(
+                    (
+                        {
+                            **{c: number(r[c]) if c == "predicted" else r.get(c) for c in columns},
+                            "note": self._note(r["predicted"]),
+                        }
+                        for _, r in shown.iterrows()
+                    ),
+                    columns,
+                )
+            )
         return "\n".join(lines)
 
     def _note(self, value: float) -> str:
@@ -178,8 +206,9 @@ class RatingPrediction:
         return f"outside {SCALE[0]}-{SCALE[1]}: extrapolated" if outside else ""
 
 
-def predict_ratings(study, response: str = "rating", variant: str = "ta", scorer=None,
-                    log: bool = True) -> RatingPrediction:
+def predict_ratings(
+    study, response: str = "rating", variant: str = "ta", scorer=None, log: bool = True
+) -> RatingPrediction:
     """Fit the T-method from the items of the rated conditions and predict every condition."""
     from qeuopt.analysis.observations import condition_table, rating_scores
 
@@ -192,18 +221,31 @@ def predict_ratings(study, response: str = "rating", variant: str = "ta", scorer
     y_all = conditions["condition"].map(scores[RATING_MEAN if response == "rating" else "combined"])
     rated = y_all.notna().to_numpy()
     if rated.sum() < 3:  # ta: 3 samples; t1: 1 unit-space + 2 signal conditions
-        raise NoDataError(f"`response`: the T-method needs at least 3 rated conditions; "
-                          f"{study.name!r} has {int(rated.sum())}")
+        raise NoDataError(
+            f"`response`: the T-method needs at least 3 rated conditions; {study.name!r} has {int(rated.sum())}"
+        )
     items = condition_items(study, conditions, scorer)
     items = items.loc[:, items[rated].std(ddof=0) > 0]  # constant items say nothing
-    model, gains, selected, all_sn, mask = _fit_and_select(items.to_numpy(), y_all[rated].to_numpy(float),
-                                                           rated, variant, list(items.columns))
+    model, gains, selected, all_sn, mask = _fit_and_select(
+        items.to_numpy(), y_all[rated].to_numpy(float), rated, variant, list(items.columns)
+    )
     predicted = model.predict(items[selected].to_numpy())
     predictions = conditions[["condition", *study.spec.space.names]].assign(
-        observed=y_all.to_numpy(float), predicted=predicted, rated=rated)
+        observed=y_all.to_numpy(float), predicted=predicted, rated=rated
+    )
     unit = list(conditions["condition"][rated][mask]) if mask is not None else list(conditions["condition"][rated])
-    result = RatingPrediction(study.name, response, variant, items, gains, selected, model.overall_sn_db_,
-                              all_sn, predictions, [int(c) for c in unit])
+    result = RatingPrediction(
+        study.name,
+        response,
+        variant,
+        items,
+        gains,
+        selected,
+        model.overall_sn_db_,
+        all_sn,
+        predictions,
+        [int(c) for c in unit],
+    )
     if log:
         log_prediction(study.tracker(), result, dict(zip(conditions["condition"], conditions["run_id"])))
     return result
@@ -233,8 +275,9 @@ def log_prediction(tracker, result: RatingPrediction, run_ids) -> None:
     folder = f"analysis/tmethod_{result.response}"
     if parent is not None:
         tracker.log_table(parent, result.items.reset_index(), f"{folder}/items.json")
-        tracker.log_table(parent, result.gains.rename_axis("item").reset_index(name="gain_db"),
-                          f"{folder}/item_gains.json")
+        tracker.log_table(
+            parent, result.gains.rename_axis("item").reset_index(name="gain_db"), f"{folder}/item_gains.json"
+        )
         tracker.log_table(parent, plain_levels(result.predictions), f"{folder}/predictions.json")
         tracker.log_text(parent, result.report(), f"{folder}/report.txt")
     for condition, value in zip(result.predictions["condition"], result.predictions["predicted"]):

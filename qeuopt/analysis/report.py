@@ -53,8 +53,15 @@ def format_analysis(result) -> str:
     count = len(result.observations)
     conditions = len(t.conditions)
     per = f"{conditions} conditions x seeds" if result.per == "image" else f"{conditions} conditions"
-    parts = [f"{result.study}: {result.response} by {result.design} design, {count} observations ({per})",
-             "", _effects_text(result), "", _anova_text(result), "", _optimum_text(result)]
+    parts = [
+        f"{result.study}: {result.response} by {result.design} design, {count} observations ({per})",
+        "",
+        _effects_text(result),
+        "",
+        _anova_text(result),
+        "",
+        _optimum_text(result),
+    ]
     if result.notes:
         parts += ["", "Notes:"] + [f"- {note}" for note in result.notes]
     return "\n".join(parts)
@@ -65,23 +72,40 @@ def _effects_text(result) -> str:
     best_mean, best_sn = t.optimum, t.optimum_sn if result.sn_meaningful else {}
     rows, previous = [], None
     for _, row in t.effects.iterrows():
-        marks = ("*" if best_mean.get(row["factor"]) == row["level"] else "") + \
-                ("+" if best_sn.get(row["factor"]) == row["level"] else "")
-        rows.append({"factor": row["factor"] if row["factor"] != previous else "", "level": str(row["level"]),
-                     "mean": number(row["mean"]), "SN dB": number(row["sn_db"], 4) if result.sn_meaningful else "",
-                     "n": int(row["n"]), "best": marks})
+        marks = ("*" if best_mean.get(row["factor"]) == row["level"] else "") + (
+            "+" if best_sn.get(row["factor"]) == row["level"] else ""
+        )
+        rows.append(
+            {
+                "factor": row["factor"] if row["factor"] != previous else "",
+                "level": str(row["level"]),
+                "mean": number(row["mean"]),
+                "SN dB": number(row["sn_db"], 4) if result.sn_meaningful else "",
+                "n": int(row["n"]),
+                "best": marks,
+            }
+        )
         previous = row["factor"]
-    title = (f"Main effects: mean of the condition means per level; SN ratio {SN_NAMES[t.sn]} in dB; "
-             f"best level * by mean, + by SN")
+    title = (
+        f"Main effects: mean of the condition means per level; SN ratio {SN_NAMES[t.sn]} in dB; "
+        f"best level * by mean, + by SN"
+    )
     return title + "\n" + table(rows, ["factor", "level", "mean", "SN dB", "n", "best"])
 
 
 def _anova_text(result) -> str:
     rows = []
     for _, row in result.anova.iterrows():
-        rows.append({"source": row["source"], "dof": int(row["dof"]), "SS": number(row["ss"]),
-                     "MS": number(row["ms"]), "F": "pooled" if row["pooled"] else number(row["f"], 3),
-                     "rho %": "" if row["pooled"] else number(row["contribution_pct"], 3)})
+        rows.append(
+            {
+                "source": row["source"],
+                "dof": int(row["dof"]),
+                "SS": number(row["ss"]),
+                "MS": number(row["ms"]),
+                "F": "pooled" if row["pooled"] else number(row["f"], 3),
+                "rho %": "" if row["pooled"] else number(row["contribution_pct"], 3),
+            }
+        )
     kind = "" if result.balanced else ", Type II sums of squares by least squares (unbalanced data)"
     title = f"ANOVA over every observation{kind}; rho % = contribution ratio"
     return title + "\n" + table(rows, ["source", "dof", "SS", "MS", "F", "rho %"])
@@ -100,11 +124,15 @@ def _optimum_text(result) -> str:
     if result.sn_meaningful:
         same = dict(t.optimum_sn) == {k: v for k, v in t.optimum.items() if k in t.optimum_sn}
         lines.append(f"Optimum by SN:   {'the same' if same else setting_label(t.optimum_sn)}")
-    lines.append(f"Predicted {t.response} at the optimum: {number(t.predicted)}, {interval} "
-                 f"(additive over {', '.join(t.used_factors) or 'no factor'})")
+    lines.append(
+        f"Predicted {t.response} at the optimum: {number(t.predicted)}, {interval} "
+        f"(additive over {', '.join(t.used_factors) or 'no factor'})"
+    )
     if result.confirmation:
-        lines.append(f"Confirmation study: {result.confirmation}\n  run it with `qeuopt run {result.confirmation}`;"
-                     f" its mean {t.response} should fall in the interval.")
+        lines.append(
+            f"Confirmation study: {result.confirmation}\n  run it with `qeuopt run {result.confirmation}`;"
+            f" its mean {t.response} should fall in the interval."
+        )
     return "\n".join(lines)
 
 
@@ -113,17 +141,22 @@ def log_analysis(tracker, result) -> str | None:
     """Figures, tables, the report and the confirmation study on the study's parent run."""
     run_id = tracker.find_study_run(result.study)
     if run_id is None:
-        warnings.warn(f"no parent run of study {result.study!r} in MLflow: the analysis is not logged",
-                      stacklevel=2)
+        warnings.warn(f"no parent run of study {result.study!r} in MLflow: the analysis is not logged", stacklevel=2)
         return None
     from qeuopt.analysis.effects import effects_figure
 
     t, folder = result.taguchi, f"analysis/{result.response}"
-    tracker.log_figure(run_id, effects_figure(t, "mean", f"{result.study}: response graph of {t.response}"),
-                       f"{folder}/main_effects.png")
+    tracker.log_figure(
+        run_id,
+        effects_figure(t, "mean", f"{result.study}: response graph of {t.response}"),
+        f"{folder}/main_effects.png",
+    )
     if result.sn_meaningful:
-        tracker.log_figure(run_id, effects_figure(t, "sn_db", f"{result.study}: SN ratio of {t.response}, "
-                                                  f"{SN_NAMES[t.sn]}"), f"{folder}/sn_ratio.png")
+        tracker.log_figure(
+            run_id,
+            effects_figure(t, "sn_db", f"{result.study}: SN ratio of {t.response}, {SN_NAMES[t.sn]}"),
+            f"{folder}/sn_ratio.png",
+        )
     for name, frame in (("effects", t.effects), ("anova", result.anova), ("conditions", t.conditions)):
         tracker.log_table(run_id, plain_levels(frame), f"{folder}/{name}.json")
     tracker.log_text(run_id, result.report(), f"{folder}/report.txt")

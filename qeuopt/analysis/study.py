@@ -39,9 +39,20 @@ from qeuopt.analysis.observations import (
     study_observations,
 )
 
-__all__ = ["CLIP_RESPONSE", "RATING_RESPONSES", "StudyAnalysis", "analyze_study", "condition_table",
-           "is_balanced", "least_squares_anova", "rating_scores", "resolve_per", "resolve_response",
-           "study_observations", "write_confirmation"]
+__all__ = [
+    "CLIP_RESPONSE",
+    "RATING_RESPONSES",
+    "StudyAnalysis",
+    "analyze_study",
+    "condition_table",
+    "is_balanced",
+    "least_squares_anova",
+    "rating_scores",
+    "resolve_per",
+    "resolve_response",
+    "study_observations",
+    "write_confirmation",
+]
 CONFIRMATION_SEEDS = 3
 
 
@@ -104,13 +115,40 @@ def least_squares_anova(data: pd.DataFrame, factors: list[str], response: str) -
         dof = full_rank - rank
         ss = max(rss - full_rss, 0.0) if dof else 0.0  # dof 0: only rounding is left
         ms = ss / dof if dof else float("nan")
-        rows.append(dict(source=factor, dof=dof, ss=ss, ms=ms, f=ms / error_ms if error_ms > 0 else float("nan"),
-                         contribution_pct=(ss - dof * ve) / total * 100 if total > 0 else float("nan"), pooled=False))
+        rows.append(
+            dict(
+                source=factor,
+                dof=dof,
+                ss=ss,
+                ms=ms,
+                f=ms / error_ms if error_ms > 0 else float("nan"),
+                contribution_pct=(ss - dof * ve) / total * 100 if total > 0 else float("nan"),
+                pooled=False,
+            )
+        )
     explained = sum(r["contribution_pct"] for r in rows)
-    rows.append(dict(source="error", dof=error_dof, ss=full_rss, ms=error_ms, f=float("nan"),
-                     contribution_pct=100.0 - explained, pooled=False))
-    rows.append(dict(source="total", dof=len(y) - 1, ss=total, ms=float("nan"), f=float("nan"),
-                     contribution_pct=100.0, pooled=False))
+    rows.append(
+        dict(
+            source="error",
+            dof=error_dof,
+            ss=full_rss,
+            ms=error_ms,
+            f=float("nan"),
+            contribution_pct=100.0 - explained,
+            pooled=False,
+        )
+    )
+    rows.append(
+        dict(
+            source="total",
+            dof=len(y) - 1,
+            ss=total,
+            ms=float("nan"),
+            f=float("nan"),
+            contribution_pct=100.0,
+            pooled=False,
+        )
+    )
     return pd.DataFrame(rows)
 
 
@@ -121,9 +159,17 @@ def _residual(y: np.ndarray, blocks: list[np.ndarray]) -> tuple[float, int]:
     return float(((y - X @ coef) ** 2).sum()), int(np.linalg.matrix_rank(X))
 
 
-def analyze_study(study, response: str | None = None, *, sn: str = "larger", per: str = "auto",
-                  target: float | None = None, log: bool = True, confirmation: str | Path | bool = True,
-                  seeds: int = CONFIRMATION_SEEDS) -> StudyAnalysis:
+def analyze_study(
+    study,
+    response: str | None = None,
+    *,
+    sn: str = "larger",
+    per: str = "auto",
+    target: float | None = None,
+    log: bool = True,
+    confirmation: str | Path | bool = True,
+    seeds: int = CONFIRMATION_SEEDS,
+) -> StudyAnalysis:
     """Main effects (mean and SN per level), ANOVA, predicted optimum with its interval.
 
     ``confirmation``: True writes ``<study name>_confirm.toml`` beside the study file (or
@@ -148,10 +194,16 @@ def analyze_study(study, response: str | None = None, *, sn: str = "larger", per
     path = None
     if confirmation:
         path = _confirmation_path(spec, confirmation)
-        write_confirmation(spec, taguchi.optimum, path, fresh_seeds(spec, data["base_seed"].max(), seeds),
-                           _prediction_text(taguchi, balanced))
-    result = StudyAnalysis(study.name, response, per, design, balanced, sn_meaningful, taguchi, anova, data,
-                           tuple(notes), path)
+        write_confirmation(
+            spec,
+            taguchi.optimum,
+            path,
+            fresh_seeds(spec, data["base_seed"].max(), seeds),
+            _prediction_text(taguchi, balanced),
+        )
+    result = StudyAnalysis(
+        study.name, response, per, design, balanced, sn_meaningful, taguchi, anova, data, tuple(notes), path
+    )
     if log:
         from qeuopt.analysis.report import log_analysis
 
@@ -169,28 +221,37 @@ def _notes(design, balanced, per, sn, sn_meaningful, anova, data) -> list[str]:
     notes = []
     if not balanced:
         why = "an adaptive search" if design == "optuna" else "conditions are missing or unrated"
-        notes.append(f"Not a balanced design ({why}): each level mean mixes in the other factors' levels, "
-                     f"and the ANOVA is not from a balanced design: Type II sums of squares by least squares "
-                     f"(each factor after the others), which need not add up to the total. A rough guide.")
+        notes.append(
+            f"Not a balanced design ({why}): each level mean mixes in the other factors' levels, "
+            f"and the ANOVA is not from a balanced design: Type II sums of squares by least squares "
+            f"(each factor after the others), which need not add up to the total. A rough guide."
+        )
     elif design == "full":
         notes.append("Full factorial: balanced; interactions are part of the error.")
     if per == "image":
         size = int(data.groupby("condition").size().median())
-        notes.append(f"Seed is the noise factor: each condition's images (about {size} seeds) are its "
-                     f"replicates; the SN ratio is over seeds and seed noise is in the error.")
+        notes.append(
+            f"Seed is the noise factor: each condition's images (about {size} seeds) are its "
+            f"replicates; the SN ratio is over seeds and seed noise is in the error."
+        )
     elif sn != "nominal":
         notes.append("One value per condition: the SN ratio is a transform of that value, not a noise measure.")
     if not sn_meaningful:
-        notes.append(f"SN ratio ({sn}-the-better) needs positive values and the response has some <= 0: "
-                     f"use the means (or --sn nominal).")
+        notes.append(
+            f"SN ratio ({sn}-the-better) needs positive values and the response has some <= 0: "
+            f"use the means (or --sn nominal)."
+        )
     hidden = list(anova.loc[(anova["dof"] == 0) & ~anova["source"].isin(["error", "total"]), "source"])
     if hidden:
-        notes.append(f"In these data {', '.join(hidden)} cannot be told apart from the other factors "
-                     f"(0 degrees of freedom of their own): run more conditions to separate them.")
+        notes.append(
+            f"In these data {', '.join(hidden)} cannot be told apart from the other factors "
+            f"(0 degrees of freedom of their own): run more conditions to separate them."
+        )
     pooled = list(anova.loc[anova["pooled"], "source"])
     if pooled:
-        notes.append(f"No error degrees of freedom left, so the smallest factors were pooled into error: "
-                     f"{', '.join(pooled)}.")
+        notes.append(
+            f"No error degrees of freedom left, so the smallest factors were pooled into error: {', '.join(pooled)}."
+        )
     return notes
 
 
@@ -205,7 +266,6 @@ def write_confirmation(spec, optimum: Mapping[str, Any], path: Path, seeds: list
     from qeuopt.analysis.confirmation import confirmation_study, write_study_toml
 
     setting = {f.name: optimum.get(f.name, f.levels[0]) for f in spec.space.factors}
-    data, header = confirmation_study(spec, [setting], name=f"{spec.name}_confirm", seeds=seeds,
-                                      out_dir=path.parent)
+    data, header = confirmation_study(spec, [setting], name=f"{spec.name}_confirm", seeds=seeds, out_dir=path.parent)
     header.append(f"Taguchi prediction for this setting: {prediction}.")
     return write_study_toml(data, header, path)

@@ -58,8 +58,10 @@ def cmd_init(args) -> int:
     study = _study_with_stores(args)
     waiting = study.init()
     tracking = study.spec.tracking
-    print(f"{study.name}: ready, {waiting} condition(s) to run; Optuna {masked(study.optuna_url)}, "
-          f"MLflow {masked(tracking.mlflow_uri)}. Start workers with `qeuopt worker {args.study}`")
+    print(
+        f"{study.name}: ready, {waiting} condition(s) to run; Optuna {masked(study.optuna_url)}, "
+        f"MLflow {masked(tracking.mlflow_uri)}. Start workers with `qeuopt worker {args.study}`"
+    )
     return 0
 
 
@@ -73,8 +75,9 @@ def cmd_run(args) -> int:
 
     third_party_noise_off()  # loading bars and warnings a user cannot act on
     start = time.perf_counter()
-    summary = study.run(progress=not args.quiet, wait_s=getattr(args, "wait", None),
-                        create=not getattr(args, "worker", False))
+    summary = study.run(
+        progress=not args.quiet, wait_s=getattr(args, "wait", None), create=not getattr(args, "worker", False)
+    )
     wall = time.perf_counter() - start
     t = summary.timings
     print(f"{study.name}: {summary.ran} condition(s) generated this run, {summary.total} complete in all")
@@ -84,12 +87,18 @@ def cmd_run(args) -> int:
     if summary.recommended is not None:
         print(f"recommended (the models' pick, possibly never generated): {summary.recommended}")
     warmup = f"compile warm-up {t.warmup:.1f} s, " if t.warmup else ""
-    print(f"wall {wall:.1f} s: {warmup}generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
-          f"waiting for the writer {t.wait:.1f} s, other in conditions {t.other:.1f} s, "
-          f"set-up {wall - t.timed() - t.other:.1f} s; files and artifacts {t.write:.1f} s beside generation")
+    print(
+        f"wall {wall:.1f} s: {warmup}generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
+        f"waiting for the writer {t.wait:.1f} s, other in conditions {t.other:.1f} s, "
+        f"set-up {wall - t.timed() - t.other:.1f} s; files and artifacts {t.write:.1f} s beside generation"
+    )
     if summary.unfinished:
-        print(f"qeuopt: not finished: {len(summary.unfinished)} condition(s) still held by other workers: "
-              + "; ".join(summary.unfinished) + ". Run again to wait for them", file=sys.stderr)
+        print(
+            f"qeuopt: not finished: {len(summary.unfinished)} condition(s) still held by other workers: "
+            + "; ".join(summary.unfinished)
+            + ". Run again to wait for them",
+            file=sys.stderr,
+        )
         return 3
     report = None if getattr(args, "no_report", False) or not summary.total else _report_after_run(study, args.study)
     print(next_steps(study, args.study, report))
@@ -117,11 +126,13 @@ def next_steps(study, path: str, report) -> str:
     if report is not None:
         lines.append(f"study report: {report} (open it in a browser)")
     me = command_name()
-    lines += ["next:",
-              f"  {me} ui --study {path}        # MLflow: every condition, image and score",
-              f"  {me} rate {path}              # rate the images in your browser",
-              f"  {me} analyze {path}           # factor effects, ANOVA, the optimum",
-              f"  {me} recommend {path}         # the best settings, including untried ones"]
+    lines += [
+        "next:",
+        f"  {me} ui --study {path}        # MLflow: every condition, image and score",
+        f"  {me} rate {path}              # rate the images in your browser",
+        f"  {me} analyze {path}           # factor effects, ANOVA, the optimum",
+        f"  {me} recommend {path}         # the best settings, including untried ones",
+    ]
     return "\n".join(lines)
 
 
@@ -140,15 +151,28 @@ def command_name() -> str:
 
 
 def _worker_options(parser, worker_flag: bool) -> None:
-    parser.add_argument("--optuna-storage", help="Optuna storage URL (default: $QEUOPT_OPTUNA_STORAGE, "
-                        "then the study file), e.g. postgresql://user:pw@host/db")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
-                        "then the study file), e.g. http://mlflow-host:5000")
+    parser.add_argument(
+        "--optuna-storage",
+        help="Optuna storage URL (default: $QEUOPT_OPTUNA_STORAGE, "
+        "then the study file), e.g. postgresql://user:pw@host/db",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, then the study file), e.g. http://mlflow-host:5000",
+    )
     if worker_flag:
-        parser.add_argument("--worker", action="store_true", help="join a study created by `qeuopt init` "
-                            "(fails if it does not exist rather than creating it)")
-    parser.add_argument("--wait", type=float, metavar="SECONDS", help="stop waiting for conditions other "
-                        "workers hold after this long (default: wait until they finish or die); exit 3 then")
+        parser.add_argument(
+            "--worker",
+            action="store_true",
+            help="join a study created by `qeuopt init` (fails if it does not exist rather than creating it)",
+        )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="stop waiting for conditions other "
+        "workers hold after this long (default: wait until they finish or die); exit 3 then",
+    )
 
 
 def cmd_demo(args) -> int:
@@ -165,8 +189,20 @@ def cmd_ui(args) -> int:
 
         study = Study.from_file(args.study)
         uri, view = study.spec.tracking.mlflow_uri, study.mlflow_view()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        str(args.workers),
+    ]
     print(f"MLflow UI on http://{args.host}:{args.port}{view or ''} (Ctrl-C stops it)", flush=True)
     return serve_until_stopped(command)
 
@@ -213,14 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a study file (resumes: complete conditions are skipped)")
     run.add_argument("study", help="path to a study TOML file")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--fresh", action="store_true", help="start the study over: delete its trials, condition "
-                     "folders and MLflow runs (its ratings are saved to a CSV first, then removed)")
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the study over: delete its trials, condition "
+        "folders and MLflow runs (its ratings are saved to a CSV first, then removed)",
+    )
     run.add_argument("--no-report", action="store_true", help="do not write the study report at the end")
     _worker_options(run, worker_flag=True)
     run.set_defaults(func=cmd_run)
 
-    init = commands.add_parser("init", help="create a study's Optuna queue and MLflow experiment once, "
-                               "before starting workers on several GPUs or machines")
+    init = commands.add_parser(
+        "init",
+        help="create a study's Optuna queue and MLflow experiment once, "
+        "before starting workers on several GPUs or machines",
+    )
     init.add_argument("study")
     _worker_options(init, worker_flag=False)
     init.set_defaults(func=cmd_init, wait=None)
@@ -247,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--backend-store-uri", default="sqlite:///mlflow.db")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
-    ui.add_argument("--workers", type=int, default=1,
-                    help="server processes (default 1: one person's dashboard starts faster)")
+    ui.add_argument(
+        "--workers", type=int, default=1, help="server processes (default 1: one person's dashboard starts faster)"
+    )
     ui.set_defaults(func=cmd_ui)
 
     add_rating_commands(commands)  # rate, ratings export|import|scores, steer

@@ -44,8 +44,9 @@ def _require_conditions(study) -> None:
 
     path = sqlite_file(study.spec.tracking.mlflow_uri)
     if (path is not None and not Path(path).is_file()) or not Catalog(study).known():
-        raise NoDataError(f"`study`: {study.name!r} has no finished condition to rate yet; "
-                          f"run it first (`qeuopt run STUDY`)")
+        raise NoDataError(
+            f"`study`: {study.name!r} has no finished condition to rate yet; run it first (`qeuopt run STUDY`)"
+        )
 
 
 def cmd_rate(args) -> int:
@@ -90,8 +91,10 @@ def cmd_import(args) -> int:
     with store_for(study.spec) as store:
         changed = store.import_rows(rows)
         synced = sync_outbox(store, study.tracker(), study.name, catalog.run_ids())
-    print(f"{len(rows)} row(s) read, {changed} stored (older than a stored rating: kept the stored one), "
-          f"{synced} condition run(s) updated in MLflow")
+    print(
+        f"{len(rows)} row(s) read, {changed} stored (older than a stored rating: kept the stored one), "
+        f"{synced} condition run(s) updated in MLflow"
+    )
     return 0
 
 
@@ -107,9 +110,11 @@ def _csv_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
-        raise RatingError(f"`csv`: {str(path)!r} is not UTF-8: line {line} has byte {data[err.start]:#04x}; "
-                          "save it as UTF-8 (CSV UTF-8 in a spreadsheet program)") from None
+        line = data[: err.start].count(b"\n") + 1
+        raise RatingError(
+            f"`csv`: {str(path)!r} is not UTF-8: line {line} has byte {data[err.start]:#04x}; "
+            "save it as UTF-8 (CSV UTF-8 in a spreadsheet program)"
+        ) from None
 
 
 def cmd_scores(args) -> int:
@@ -124,13 +129,13 @@ def cmd_scores(args) -> int:
     numbers = runs[column("tags", TRIAL_TAG)].astype(int)
     clip = dict(zip(numbers, runs[column("metrics", CLIP_MEAN)]))
     with store_for(study.spec) as store:
-        scores = condition_scores(store.frame(study.name), clip, {"rating": args.rating_weight,
-                                                                   "clip": 1.0 - args.rating_weight})
+        scores = condition_scores(
+            store.frame(study.name), clip, {"rating": args.rating_weight, "clip": 1.0 - args.rating_weight}
+        )
         revision = store.revision(study.name)
     tracker, run_ids = study.tracker(), dict(zip(numbers, runs["run_id"]))
     for number, row in scores.dropna(subset=["combined"]).iterrows():
-        tracker.log(run_ids[number], metrics={"rating_z": row["rating_z"], "combined": row["combined"]},
-                    step=revision)
+        tracker.log(run_ids[number], metrics={"rating_z": row["rating_z"], "combined": row["combined"]}, step=revision)
     print(scores.sort_values("combined", ascending=False).to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
 
@@ -158,8 +163,13 @@ def cmd_steer(args) -> int:
     if study.spec.design.objective not in ("rating", "combined", "preference"):
         from qeuopt.errors import StudyError
 
-        raise StudyError([f"`design.objective`: rating, combined or preference is needed to steer by people; "
-                          f"given {study.spec.design.objective!r}"], args.study)
+        raise StudyError(
+            [
+                f"`design.objective`: rating, combined or preference is needed to steer by people; "
+                f"given {study.spec.design.objective!r}"
+            ],
+            args.study,
+        )
     from qeuopt.config.environment import require_environment
 
     require_environment(study.spec)  # models, databases and folders, before the first trial
@@ -171,12 +181,17 @@ def cmd_steer(args) -> int:
             for number, value in step.told.items():
                 print(f"trial {number}: told {'FAIL (all skipped)' if value is None else f'{value:.3f}'}")
             if step.generated:
-                where = "compare them on the page's /pairs" if study.spec.design.objective == "preference" else \
-                    "rate them on the page"
+                where = (
+                    "compare them on the page's /pairs"
+                    if study.spec.design.objective == "preference"
+                    else "rate them on the page"
+                )
                 print(f"generated trial(s) {', '.join(map(str, step.generated))}: {where}")
             if step.finished:
-                print(f"{study.name}: every trial is rated; best {step.summary.best_value} at "
-                      f"{step.summary.best_condition}")
+                print(
+                    f"{study.name}: every trial is rated; best {step.summary.best_value} at "
+                    f"{step.summary.best_condition}"
+                )
                 return 0
             seen = _wait_for_change(store, study.name, seen)
     except KeyboardInterrupt:
@@ -239,18 +254,30 @@ def add_rating_commands(commands) -> None:
     imports.set_defaults(func=cmd_import)
     scores = sub.add_parser("scores", help="rating, CLIP and combined score per condition (logged to MLflow)")
     scores.add_argument("study")
-    scores.add_argument("--rating-weight", type=_weight, default=WEIGHTS["rating"],
-                        help=f"weight of the normalized rating; CLIP gets the rest (default {WEIGHTS['rating']})")
+    scores.add_argument(
+        "--rating-weight",
+        type=_weight,
+        default=WEIGHTS["rating"],
+        help=f"weight of the normalized rating; CLIP gets the rest (default {WEIGHTS['rating']})",
+    )
     scores.set_defaults(func=cmd_scores)
 
-    preferences = sub.add_parser("preferences", help="Bradley-Terry score per condition from the pairwise "
-                                 "choices (page /pairs), with intervals (logged to MLflow)")
+    preferences = sub.add_parser(
+        "preferences",
+        help="Bradley-Terry score per condition from the pairwise "
+        "choices (page /pairs), with intervals (logged to MLflow)",
+    )
     preferences.add_argument("study")
     preferences.set_defaults(func=cmd_preferences)
 
     steer = commands.add_parser("steer", help="a person steers the search: generate a batch, rate it, repeat")
     steer.add_argument("study", help="a study with design.objective = rating, combined or preference")
-    steer.add_argument("--batch", type=_positive, default=None, help="trials awaiting ratings at once (default: "
-                       "4 for an Optuna search, every remaining row for a fixed design)")
+    steer.add_argument(
+        "--batch",
+        type=_positive,
+        default=None,
+        help="trials awaiting ratings at once (default: "
+        "4 for an Optuna search, every remaining row for a fixed design)",
+    )
     _server_options(steer)
     steer.set_defaults(func=cmd_steer)

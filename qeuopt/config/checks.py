@@ -55,8 +55,11 @@ def require_valid_settings(settings) -> None:
     """The last guard before a pipeline call, for settings built without a study file."""
     from qeuopt.errors import InputError
 
-    bad = [f"`{name}`: {allowed} is allowed; given {getattr(settings, name)!r}"
-           for name, (ok, allowed) in NUMBER_RULES.items() if not ok(getattr(settings, name))]
+    bad = [
+        f"`{name}`: {allowed} is allowed; given {getattr(settings, name)!r}"
+        for name, (ok, allowed) in NUMBER_RULES.items()
+        if not ok(getattr(settings, name))
+    ]
     if bad:
         raise InputError("; ".join(bad))
 
@@ -77,12 +80,20 @@ def template_problems(spec) -> list[str]:
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as err:
-            problems.append(f"`{field}`: braces do not pair up ({err}); placeholders are written {{name}} and "
-                            f"a literal brace {{{{ or }}}}; given {text!r}")
+            problems.append(
+                f"`{field}`: braces do not pair up ({err}); placeholders are written {{name}} and "
+                f"a literal brace {{{{ or }}}}; given {text!r}"
+            )
             continue
         for _, name, format_spec, conversion in parsed:
             if name is not None and (not FACTOR_RULE.fullmatch(name) or format_spec or conversion):
-                given = "{" + name + (f"!{conversion}" if conversion else "") + (f":{format_spec}" if format_spec else "") + "}"
+                given = (
+                    "{"
+                    + name
+                    + (f"!{conversion}" if conversion else "")
+                    + (f":{format_spec}" if format_spec else "")
+                    + "}"
+                )
                 problems.append(f"`{field}`: only plain {{factor_name}} placeholders are allowed; given {given}")
     return problems
 
@@ -90,15 +101,21 @@ def template_problems(spec) -> list[str]:
 def name_problems(spec) -> list[str]:
     problems = []
     if not NAME_RULE.fullmatch(spec.name):
-        problems.append(f"`name`: 1-100 letters, digits, _ . - (starting with a letter or digit) are allowed, "
-                        f"because the name becomes a folder and a database key; given {spec.name!r}")
+        problems.append(
+            f"`name`: 1-100 letters, digits, _ . - (starting with a letter or digit) are allowed, "
+            f"because the name becomes a folder and a database key; given {spec.name!r}"
+        )
     experiment = spec.tracking.experiment
     if experiment and not EXPERIMENT_RULE.fullmatch(experiment):
-        problems.append(f"`tracking.experiment`: 1-200 letters, digits, spaces, _ . - are allowed; given {experiment!r}")
+        problems.append(
+            f"`tracking.experiment`: 1-200 letters, digits, spaces, _ . - are allowed; given {experiment!r}"
+        )
     for name in spec.space.names:
         if not FACTOR_RULE.fullmatch(name):
-            problems.append(f"`factors.{name}`: a factor name is 1-64 letters, digits and _ , not starting with a "
-                            f"digit (it is a {{placeholder}} and a tracking key); given {name!r}")
+            problems.append(
+                f"`factors.{name}`: a factor name is 1-64 letters, digits and _ , not starting with a "
+                f"digit (it is a {{placeholder}} and a tracking key); given {name!r}"
+            )
     return problems
 
 
@@ -125,13 +142,17 @@ def size_problems(spec) -> list[str]:
     rows, cols = spec.generation.grid
     count = rows * cols
     if count > MAX_GRID_IMAGES:
-        return [f"`generation.grid`: at most {MAX_GRID_IMAGES} images per condition are allowed; "
-                f"given {rows}x{cols} = {count}"]
+        return [
+            f"`generation.grid`: at most {MAX_GRID_IMAGES} images per condition are allowed; "
+            f"given {rows}x{cols} = {count}"
+        ]
     megapixels = _largest(spec, "width") * _largest(spec, "height") * count / 1e6
     if megapixels > MAX_CONDITION_MEGAPIXELS:
-        return [f"`generation.grid`: a condition is generated in one call, and {count} images of "
-                f"{_largest(spec, 'width')}x{_largest(spec, 'height')} are {megapixels:.0f} megapixels; at most "
-                f"{MAX_CONDITION_MEGAPIXELS} are allowed: use a smaller grid or size"]
+        return [
+            f"`generation.grid`: a condition is generated in one call, and {count} images of "
+            f"{_largest(spec, 'width')}x{_largest(spec, 'height')} are {megapixels:.0f} megapixels; at most "
+            f"{MAX_CONDITION_MEGAPIXELS} are allowed: use a smaller grid or size"
+        ]
     return []
 
 
@@ -159,8 +180,11 @@ def path_problems(spec) -> list[str]:
     """Everything qeuopt writes stays inside the working folder (the current folder), so a
     shared study file cannot make it write, or delete, anywhere else."""
     tracking, problems = spec.tracking, []
-    paths = {"tracking.output_dir": tracking.output_dir, "tracking.artifact_dir": tracking.artifact_dir,
-             "tracking.ratings_db": tracking.ratings_db}
+    paths = {
+        "tracking.output_dir": tracking.output_dir,
+        "tracking.artifact_dir": tracking.artifact_dir,
+        "tracking.ratings_db": tracking.ratings_db,
+    }
     for field in ("mlflow_uri", "optuna_storage"):
         path = sqlite_file(getattr(tracking, field))
         if path is not None:
@@ -169,8 +193,10 @@ def path_problems(spec) -> list[str]:
         if field.endswith(("_uri", "_storage")) and path in ("", ":memory:"):
             problems.append(sqlite_problem(field, getattr(tracking, field.split(".")[1])))
         elif not inside_working_folder(path):
-            problems.append(f"`{field}`: a relative path inside the working folder is allowed (no absolute "
-                            f"path, no ..); given {path!r}")
+            problems.append(
+                f"`{field}`: a relative path inside the working folder is allowed (no absolute "
+                f"path, no ..); given {path!r}"
+            )
     return problems
 
 
@@ -209,11 +235,15 @@ def prompt_language_problems(spec: StudySpec) -> list[str]:
         problems.append("`prompt.negative`: LoRA tags apply to the prompt only; move them to `prompt.template`")
     for tag in _rendered_lora_tags(spec):
         if tag.name not in spec.loras:
-            problems.append(f"`prompt.template`: {tag.text} names no LoRA of `[loras]` "
-                            f"({', '.join(spec.loras) or 'none defined'}); add `loras.{tag.name}` = \"file.safetensors\"")
+            problems.append(
+                f"`prompt.template`: {tag.text} names no LoRA of `[loras]` "
+                f'({", ".join(spec.loras) or "none defined"}); add `loras.{tag.name}` = "file.safetensors"'
+            )
         elif not math.isfinite(tag.weight):
-            problems.append(f"`prompt.template`: {tag.text}: a finite number is allowed as weight ("
-                            "<lora:name:0.8>; A1111's te/unet multipliers are not supported)")
+            problems.append(
+                f"`prompt.template`: {tag.text}: a finite number is allowed as weight ("
+                "<lora:name:0.8>; A1111's te/unet multipliers are not supported)"
+            )
     return list(dict.fromkeys(problems))
 
 

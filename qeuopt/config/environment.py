@@ -24,8 +24,11 @@ from qeuopt.errors import StudyError
 
 MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
 OPTUNA_SCHEMES = ("sqlite", "postgresql", "mysql")
-DRIVER_HINTS = {"postgresql": "pip install 'psycopg[binary]'", "mysql": "pip install pymysql",
-                "mssql": "pip install pyodbc"}
+DRIVER_HINTS = {
+    "postgresql": "pip install 'psycopg[binary]'",
+    "mysql": "pip install pymysql",
+    "mssql": "pip install pyodbc",
+}
 
 
 def environment_problems(spec, generation_model: bool = True, clip_model: bool = True) -> list[str]:
@@ -132,8 +135,10 @@ def _hub_problems(field: str, model: str, base_dir: str, marker: str, hub_id: st
             continue
         if isinstance(found, str):
             return []
-    return [f"`{field}`: {model!r} is neither a local path nor in the Hugging Face cache, and the hub is "
-            "offline (HF_HUB_OFFLINE is set); download it once online, or give a local folder"]
+    return [
+        f"`{field}`: {model!r} is neither a local path nor in the Hugging Face cache, and the hub is "
+        "offline (HF_HUB_OFFLINE is set); download it once online, or give a local folder"
+    ]
 
 
 def _clip_problems(model: str, base_dir: str) -> list[str]:

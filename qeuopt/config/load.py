@@ -56,17 +56,20 @@ def _read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as err:
-        line = path.read_bytes()[:err.start].count(b"\n") + 1
-        raise StudyError([f"not UTF-8 text: byte {err.start} (line {line}) cannot be decoded; save the "
-                          "study file as UTF-8"], source=str(path)) from None
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise StudyError(
+            [f"not UTF-8 text: byte {err.start} (line {line}) cannot be decoded; save the study file as UTF-8"],
+            source=str(path),
+        ) from None
     except OSError as err:
         raise StudyError([f"cannot read the study file: {err.strerror}"], source=str(path)) from None
     except tomllib.TOMLDecodeError as err:
         raise StudyError([f"not valid TOML: {err}"], source=str(path)) from None
 
 
-def build_spec(data: Mapping[str, Any], base_dir: str | Path = ".", source: str | None = None,
-               environment: bool = False) -> StudySpec:
+def build_spec(
+    data: Mapping[str, Any], base_dir: str | Path = ".", source: str | None = None, environment: bool = False
+) -> StudySpec:
     """Turn plain study data into a :class:`StudySpec`, or raise one StudyError."""
     problems: list[str] = []
     for key in data:
@@ -121,8 +124,11 @@ def _convert(field_name: str, value: Any, default: Any, problems: list[str]):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif isinstance(default, tuple):  # the grid: [rows, cols]
-        ok = (isinstance(value, list) and len(value) == 2
-              and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
+        ok = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        )
         value = tuple(value) if ok else value
     else:
         ok = isinstance(value, str)
@@ -145,8 +151,9 @@ def _space(raw: Any, problems: list[str]) -> Space | None:
         elif not all(isinstance(v, (str, int, float, bool)) for v in levels):
             problems.append(f"{where}: levels must be strings or numbers; given {levels!r}")
         elif duplicate_levels(levels):
-            problems.append(f"{where}: levels must be distinct; given {levels!r}, "
-                            f"repeating {duplicate_levels(levels)!r}")
+            problems.append(
+                f"{where}: levels must be distinct; given {levels!r}, repeating {duplicate_levels(levels)!r}"
+            )
         else:
             good[name] = levels
     return Space.from_mapping(good)
@@ -154,7 +161,7 @@ def _space(raw: Any, problems: list[str]) -> Space | None:
 
 def _loras(raw: Any, problems: list[str]) -> dict[str, str]:
     if not isinstance(raw, Mapping) or not all(isinstance(v, str) for v in raw.values()):
-        problems.append(f"`loras`: a table of name = \"path/to/file.safetensors\" is allowed; given {raw!r}")
+        problems.append(f'`loras`: a table of name = "path/to/file.safetensors" is allowed; given {raw!r}')
         return {}
     return dict(raw)
 
@@ -178,13 +185,16 @@ def _check_speed(spec: StudySpec) -> list[str]:
     """The thread count and the low-VRAM offload switch."""
     gen, problems = spec.generation, []
     if isinstance(gen.threads, bool) or not isinstance(gen.threads, int) or gen.threads < 0:
-        problems.append(f"`generation.threads`: an integer >= 0 is allowed (0: chosen for the machine); "
-                        f"given {gen.threads!r}")
+        problems.append(
+            f"`generation.threads`: an integer >= 0 is allowed (0: chosen for the machine); given {gen.threads!r}"
+        )
     if gen.offload not in OFFLOADS:
         problems.append(f"`generation.offload`: allowed: {', '.join(OFFLOADS)}; given {gen.offload!r}")
     elif gen.offload != "none" and gen.device in ("cpu", "mps"):
-        problems.append(f"`generation.offload`: {gen.offload!r} moves weights between the CPU and a CUDA GPU; "
-                        f"the device is {gen.device!r}")
+        problems.append(
+            f"`generation.offload`: {gen.offload!r} moves weights between the CPU and a CUDA GPU; "
+            f"the device is {gen.device!r}"
+        )
     return problems
 
 
@@ -195,15 +205,20 @@ def _check_factor_names(spec: StudySpec) -> list[str]:
         if name not in placeholders and name not in GENERATION_FACTORS:
             problems.append(
                 f"`factors.{name}`: not a placeholder of `prompt.template` ({', '.join(placeholders) or 'none'})"
-                f" nor a generation setting ({', '.join(GENERATION_FACTORS)})")
+                f" nor a generation setting ({', '.join(GENERATION_FACTORS)})"
+            )
     for name in placeholders:
         if name not in spec.space.names:
-            problems.append(f"`prompt.template`: placeholder {{{name}}} has no factor; add `factors.{name}` or remove it")
+            problems.append(
+                f"`prompt.template`: placeholder {{{name}}} has no factor; add `factors.{name}` or remove it"
+            )
     scoring_text = PromptSettings(spec.scoring.text)  # the CLIP text may name factors too
     for name in scoring_text.placeholders:
         if name not in spec.space.names:
-            problems.append(f"`scoring.text`: placeholder {{{name}}} has no factor; allowed: "
-                            f"{', '.join('{' + n + '}' for n in spec.space.names)}")
+            problems.append(
+                f"`scoring.text`: placeholder {{{name}}} has no factor; allowed: "
+                f"{', '.join('{' + n + '}' for n in spec.space.names)}"
+            )
     return problems
 
 
@@ -261,11 +276,17 @@ def _check_init_image(spec: StudySpec) -> list[str]:
 def _check_model(spec: StudySpec) -> list[str]:
     model = spec.generation.model
     if model.startswith("qeuopt-tiny:"):
-        return [] if model in ("qeuopt-tiny:sd",) else [f"`generation.model`: allowed tiny model: qeuopt-tiny:sd; given {model!r}"]
+        return (
+            []
+            if model in ("qeuopt-tiny:sd",)
+            else [f"`generation.model`: allowed tiny model: qeuopt-tiny:sd; given {model!r}"]
+        )
     suffix = Path(model).suffix.lower()
     if suffix in PICKLE_SUFFIXES and not spec.generation.allow_pickle:
-        return [f"`generation.model`: {model!r} is a pickle checkpoint, which can run arbitrary code when loaded; "
-                "use a .safetensors file or a diffusers folder, or set `generation.allow_pickle = true` if you trust it"]
+        return [
+            f"`generation.model`: {model!r} is a pickle checkpoint, which can run arbitrary code when loaded; "
+            "use a .safetensors file or a diffusers folder, or set `generation.allow_pickle = true` if you trust it"
+        ]
     looks_local = suffix in (".safetensors", *PICKLE_SUFFIXES) or model.startswith((".", "/", "~"))
     if looks_local and not (Path(spec.base_dir) / Path(model).expanduser()).exists():
         return [f"`generation.model`: local model not found: {model!r} (relative to {spec.base_dir})"]
@@ -283,6 +304,8 @@ def _check_numbers(spec: StudySpec) -> list[str]:
     if spec.generation.mode == "img2img" and not problems:
         steps, strength = min(_levels_or_default(spec, "steps")), min(_levels_or_default(spec, "strength"))
         if int(steps * strength) < 1:
-            problems.append(f"`strength`: img2img runs int(steps * strength) denoising steps, which is 0 for "
-                            f"steps={steps}, strength={strength}; raise steps or strength")
+            problems.append(
+                f"`strength`: img2img runs int(steps * strength) denoising steps, which is 0 for "
+                f"steps={steps}, strength={strength}; raise steps or strength"
+            )
     return problems

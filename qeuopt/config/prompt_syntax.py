@@ -25,9 +25,12 @@ from qeuopt.errors import PromptSyntaxError
 SYNTAXES = ("a1111", "compel", "plain")
 BREAK = "BREAK"
 
-_ATTENTION = re.compile(r"""
+_ATTENTION = re.compile(
+    r"""
 \\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:
-""", re.X)
+""",
+    re.X,
+)
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 _LORA = re.compile(r"<lora:([^:>]+)(?::([^:>]*))?((?::[^>]*)?)>")
 _NUMBER = re.compile(r"\s*([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)\s*")
@@ -86,7 +89,7 @@ def _parse(text: str, pos: int = 0, stops: str = "") -> tuple[tuple, int]:
     while pos < len(text):
         char = text[pos]
         if char == "\\" and pos + 1 < len(text):
-            plain.append(text[pos:pos + 2])
+            plain.append(text[pos : pos + 2])
             pos += 2
             continue
         if char in stops:
@@ -121,8 +124,10 @@ def _parse_group(text: str, pos: int):
         seps.append(text[end])
         end += 1
     if "|" in seps:
-        raise PromptSyntaxError(f"alternation {text[pos:end + 1]!r} (A1111 swaps the words every step) is not "
-                            "supported; write one of the words, or make them levels of a factor")
+        raise PromptSyntaxError(
+            f"alternation {text[pos : end + 1]!r} (A1111 swaps the words every step) is not "
+            "supported; write one of the words, or make them levels of a factor"
+        )
     number = _NUMBER.fullmatch(_flat(parts[-1])) if len(parts) in (2, 3) else None
     if number:
         before = parts[0] if len(parts) == 3 else ()

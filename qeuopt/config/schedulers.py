@@ -20,8 +20,13 @@ SCHEDULERS: dict[str, tuple[str, dict, str, str, str]] = {
     "pndm": ("PNDMScheduler", {}, "PLMS", "Automatic", "PLMS"),
     "unipc": ("UniPCMultistepScheduler", {}, "UniPC", "Automatic", "UniPC"),
     "dpmpp_2m": ("DPMSolverMultistepScheduler", {}, "DPM++ 2M", "Uniform", "DPM++ 2M"),
-    "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, "DPM++ 2M", "Karras",
-                        "DPM++ 2M Karras"),
+    "dpmpp_2m_karras": (
+        "DPMSolverMultistepScheduler",
+        {"use_karras_sigmas": True},
+        "DPM++ 2M",
+        "Karras",
+        "DPM++ 2M Karras",
+    ),
     "dpmpp_sde": ("DPMSolverSinglestepScheduler", {}, "DPM++ SDE", "Uniform", "DPM++ SDE"),
 }
 
@@ -30,16 +35,31 @@ SCHEDULER_NAMES = (DEFAULT, *SCHEDULERS)
 
 # A1111 1.9+: the schedule "Automatic" means, for these samplers (else the model's own sigmas)
 A1111_AUTOMATIC = {"DPM++ 2M": "Karras", "DPM++ SDE": "Karras", "DPM++ 2S a": "Karras"}
-A1111_SCHEDULE_TYPES = ("Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform",
-                        "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM", "Beta")
+A1111_SCHEDULE_TYPES = (
+    "Automatic",
+    "Uniform",
+    "Karras",
+    "Exponential",
+    "Polyexponential",
+    "SGM Uniform",
+    "KL Optimal",
+    "Align Your Steps",
+    "Simple",
+    "Normal",
+    "DDIM",
+    "Beta",
+)
 
 
 def scheduler_for_class(class_name: str, config: dict | None = None) -> str | None:
     """Our name for a model's own scheduler (``default``), or None when we have none."""
     config = config or {}
     for name, (cls, extra, *_) in SCHEDULERS.items():
-        if cls == class_name and all(config.get(k) == v for k, v in extra.items()) \
-                and (extra or not config.get("use_karras_sigmas")):
+        if (
+            cls == class_name
+            and all(config.get(k) == v for k, v in extra.items())
+            and (extra or not config.get("use_karras_sigmas"))
+        ):
             return name
     return None
 
@@ -73,7 +93,7 @@ def from_a1111(sampler: str, schedule: str = "Automatic") -> str | None:
     (A1111's own rule: a trailing schedule label is split off the sampler name)."""
     for label in A1111_SCHEDULE_TYPES[1:]:
         if sampler.endswith(" " + label):
-            sampler, schedule = sampler[:-len(label) - 1], label
+            sampler, schedule = sampler[: -len(label) - 1], label
     wanted = (sampler, _effective(sampler, schedule))
     for name, (_, _, a_sampler, a_schedule, _) in SCHEDULERS.items():
         if (a_sampler, _effective(a_sampler, a_schedule)) == wanted:

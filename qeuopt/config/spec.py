@@ -193,5 +193,5 @@ def absolute_sqlite_url(url: str) -> str:
 
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str(Path(url[len(prefix):]).resolve())
+        return prefix + str(Path(url[len(prefix) :]).resolve())
     return url

@@ -66,8 +66,24 @@ _NOTATION = {
 _PRIME_COLUMNS = {
     "L9": (3, [(1, 0), (0, 1), (1, 1), (2, 1)]),
     "L25": (5, [(1, 0), (0, 1), (1, 1), (2, 1), (3, 1), (4, 1)]),
-    "L27": (3, [(1, 0, 0), (0, 1, 0), (1, 1, 0), (2, 1, 0), (0, 0, 1), (1, 0, 1), (2, 0, 1),
-                (0, 1, 1), (1, 1, 1), (2, 1, 1), (0, 2, 1), (1, 2, 1), (2, 2, 1)]),
+    "L27": (
+        3,
+        [
+            (1, 0, 0),
+            (0, 1, 0),
+            (1, 1, 0),
+            (2, 1, 0),
+            (0, 0, 1),
+            (1, 0, 1),
+            (2, 0, 1),
+            (0, 1, 1),
+            (1, 1, 1),
+            (2, 1, 1),
+            (0, 2, 1),
+            (1, 2, 1),
+            (2, 2, 1),
+        ],
+    ),
 }
 
 _TWO_LEVEL_BITS = {"L4": 2, "L8": 3, "L16": 4, "L32": 5, "L64": 6}
@@ -105,7 +121,8 @@ def _normalize(name: str) -> str:
 
 
 _ALIASES = {_normalize(key): key for key in _NOTATION} | {
-    _normalize(notation): key for key, notation in _NOTATION.items()}
+    _normalize(notation): key for key, notation in _NOTATION.items()
+}
 
 
 def canonical_name(name: str) -> str:
@@ -114,7 +131,8 @@ def canonical_name(name: str) -> str:
     if key is None:
         raise DesignError(
             f"`{ARRAY_FIELD}`: unknown orthogonal array {name!r}; allowed: "
-            f"{', '.join(list_arrays())} (or a notation such as L16(4^5)), or `auto`")
+            f"{', '.join(list_arrays())} (or a notation such as L16(4^5)), or `auto`"
+        )
     return key
 
 
@@ -123,17 +141,17 @@ def _from_digits(text: str) -> np.ndarray:
 
 
 def _two_level(bits: int) -> np.ndarray:
-    runs = np.arange(2 ** bits)
+    runs = np.arange(2**bits)
     # run_bits[:, i] is b_{i+1}; b1 is the most significant bit of the run index
     run_bits = (runs[:, None] >> np.arange(bits - 1, -1, -1)) & 1
-    columns = np.arange(1, 2 ** bits)
+    columns = np.arange(1, 2**bits)
     column_bits = (columns[:, None] >> np.arange(bits)) & 1
     return (run_bits @ column_bits.T) % 2 + 1
 
 
 def _prime_level(p: int, coefficients: list[tuple[int, ...]]) -> np.ndarray:
     digits = len(coefficients[0])
-    runs = np.arange(p ** digits)
+    runs = np.arange(p**digits)
     run_digits = (runs[:, None] // p ** np.arange(digits - 1, -1, -1)) % p
     return (run_digits @ np.array(coefficients).T) % p + 1
 

@@ -45,14 +45,16 @@ class Assignment:
         """One condition per array row: factor -> the level object given (not a copy)."""
         self._check(levels)
         numbers = self._indices({f: len(levels[f]) for f in self.columns})
-        return [{f: values[index[f] - 1] if f in index else values[0] for f, values in levels.items()}
-                for index in numbers]
+        return [
+            {f: values[index[f] - 1] if f in index else values[0] for f, values in levels.items()} for index in numbers
+        ]
 
     def _indices(self, counts: Mapping[str, int]) -> list[dict[str, int]]:
         column_levels = array_levels(self.array)
         k = {f: counts.get(f) or column_levels[c] for f, c in self.columns.items()}
-        return [{f: (int(run[c]) - 1) % k[f] + 1 for f, c in self.columns.items()}
-                for run in orthogonal_array(self.array)]
+        return [
+            {f: (int(run[c]) - 1) % k[f] + 1 for f, c in self.columns.items()} for run in orthogonal_array(self.array)
+        ]
 
     def _check(self, levels: Mapping[str, Sequence]) -> None:
         column_levels = array_levels(self.array)
@@ -62,14 +64,17 @@ class Assignment:
         for name, values in levels.items():
             if name not in self.columns:
                 if len(values) != 1:
-                    raise DesignError(f"`factors.{name}`: has no column in {self.array}, so exactly 1 level "
-                                      f"is allowed; given {len(values)}")
+                    raise DesignError(
+                        f"`factors.{name}`: has no column in {self.array}, so exactly 1 level "
+                        f"is allowed; given {len(values)}"
+                    )
                 continue
             most, want = column_levels[self.columns[name]], self.level_counts.get(name)
             if (want is not None and len(values) != want) or not 1 <= len(values) <= most:
                 expected = want if want is not None else f"1 to {most}"
-                raise DesignError(f"`factors.{name}`: its column in {self.array} is set up for {expected} "
-                                  f"levels; given {len(values)}")
+                raise DesignError(
+                    f"`factors.{name}`: its column in {self.array} is set up for {expected} levels; given {len(values)}"
+                )
 
 
 def assign(level_counts: Mapping[str, int], array: str = "auto") -> Assignment:
@@ -84,8 +89,10 @@ def assign(level_counts: Mapping[str, int], array: str = "auto") -> Assignment:
     counts = _check_counts(level_counts)
     needs = {f: k for f, k in counts.items() if k > 1}
     if not needs:
-        raise DesignError(f"`{ARRAY_FIELD}`: every factor has one level, so there is nothing to "
-                          f"vary; use a full factorial (one condition)")
+        raise DesignError(
+            f"`{ARRAY_FIELD}`: every factor has one level, so there is nothing to "
+            f"vary; use a full factorial (one condition)"
+        )
     if isinstance(array, str) and array.strip().lower() == "auto":
         return _auto(needs, counts)
     name = canonical_name(array)
@@ -162,8 +169,10 @@ def _no_fit_message(name: str | None, needs: dict[str, int]) -> str:
         problem = _shortage(name, needs)
     else:
         widest = max(list_arrays(), key=lambda a: len(array_levels(a)))
-        problem = (f"no stored array holds these {len(needs)} factors; the widest is "
-                   f"{_label(widest)} with {len(array_levels(widest))} columns")
+        problem = (
+            f"no stored array holds these {len(needs)} factors; the widest is "
+            f"{_label(widest)} with {len(array_levels(widest))} columns"
+        )
     fitting = [item[3] for item in _fitting_arrays(needs)][:3]
     advice = f"Use {', '.join(fitting)}, or `auto`" if fitting else "Use fewer factors or fewer levels"
     return f"`{ARRAY_FIELD}`: {problem}. {advice}."
@@ -176,6 +185,8 @@ def _shortage(name: str, needs: dict[str, int]) -> str:
         wanted = [f"{f}: {k}" for f, k in needs.items() if k >= t]
         have = sum(level >= t for level in column_levels)
         if len(wanted) > have:
-            return (f"{_label(name)} has {have} columns with >={t} levels; the factors need "
-                    f"{len(wanted)} columns with >={t} levels ({', '.join(wanted)})")
+            return (
+                f"{_label(name)} has {have} columns with >={t} levels; the factors need "
+                f"{len(wanted)} columns with >={t} levels ({', '.join(wanted)})"
+            )
     return f"{_label(name)} cannot hold the factors"  # unreachable: Hall's condition is sufficient

@@ -41,8 +41,9 @@ def spread_rows(levels: Mapping[str, Sequence], runs: int, rng: np.random.Genera
     return [{name: find_level(name, levels[name], row[name]) for name in levels} for row in rows]
 
 
-def balanced_design(sizes: Sequence[int], runs: int, rng: np.random.Generator,
-                    sweeps: int = EXCHANGE_SWEEPS) -> np.ndarray:
+def balanced_design(
+    sizes: Sequence[int], runs: int, rng: np.random.Generator, sweeps: int = EXCHANGE_SWEEPS
+) -> np.ndarray:
     """(runs, factors) level codes: each column uses its levels equally often (+-1), and
     swaps within columns drive every pair of columns towards proportional frequencies,
     the condition under which main effects are estimated independently (orthogonality).

@@ -45,8 +45,10 @@ class PromptEncoder:
         if self.sdxl:
             kind = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED
             encoders = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
-            self.compels = [Compel(tokenizer=t, text_encoder=e, returned_embeddings_type=kind,
-                                   requires_pooled=k == 1, **options) for k, (t, e) in enumerate(encoders)]
+            self.compels = [
+                Compel(tokenizer=t, text_encoder=e, returned_embeddings_type=kind, requires_pooled=k == 1, **options)
+                for k, (t, e) in enumerate(encoders)
+            ]
         else:
             self.compels = [Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, **options)]
         self._cache: dict[str, tuple] = {}
@@ -75,9 +77,14 @@ class PromptEncoder:
         per_encoder = []
         for compel in self.compels:
             provider = compel.conditioning_provider
-            pieces = [provider.get_embeddings_for_weighted_prompt_fragments(
-                text_batch=[[f for f, _ in part]], fragment_weights_batch=[[w for _, w in part]],
-                device=compel.device) for part in parts]
+            pieces = [
+                provider.get_embeddings_for_weighted_prompt_fragments(
+                    text_batch=[[f for f, _ in part]],
+                    fragment_weights_batch=[[w for _, w in part]],
+                    device=compel.device,
+                )
+                for part in parts
+            ]
             per_encoder.append(torch.cat(pieces, dim=1))
         pooled = None
         if self.sdxl:  # pooled from the words, weights aside, first 77 tokens (as A1111's first chunk)
@@ -163,4 +170,3 @@ class PromptEncoder:
 
         on_step_end.tensor_inputs = ["prompt_embeds", "add_text_embeds"] if self.sdxl else ["prompt_embeds"]
         return on_step_end
-

@@ -57,7 +57,9 @@ def load_text2image(settings: GenerationSettings, *, device: str, dtype, base_di
     local = Path(base_dir) / Path(ref).expanduser()
     suffix = local.suffix.lower()
     if suffix in PICKLE_SUFFIXES and not allow_pickle:
-        raise UnsafeCheckpointError(f"`generation.model`: {model!r} is a pickle checkpoint; set allow_pickle to load it")
+        raise UnsafeCheckpointError(
+            f"`generation.model`: {model!r} is a pickle checkpoint; set allow_pickle to load it"
+        )
     try:
         if suffix in (".safetensors", *PICKLE_SUFFIXES):
             # a single file carries weights only; `model_config` (a diffusers folder or hub
@@ -68,7 +70,8 @@ def load_text2image(settings: GenerationSettings, *, device: str, dtype, base_di
             source = str(local) if local.is_dir() else ref
             # AutoPipeline picks SD 1.x/2.x or SDXL from the model's own index.
             pipe = AutoPipelineForText2Image.from_pretrained(
-                source, dtype=dtype, use_safetensors=None if allow_pickle else True)
+                source, dtype=dtype, use_safetensors=None if allow_pickle else True
+            )
     except (OSError, ValueError) as err:
         source = str(local) if local.exists() or suffix or ref.startswith((".", "/", "~")) else ref
         raise ModelLoadError(load_failure("generation.model", model, source, err)) from err
@@ -136,8 +139,13 @@ def apply_speed_settings(pipe, settings: GenerationSettings):
 class DiffusionGenerator:
     """Renders grids for conditions, keeping one pipeline (and its schedulers) loaded."""
 
-    def __init__(self, settings: GenerationSettings, base_dir: str = ".", syntax: str = "a1111",
-                 loras: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        settings: GenerationSettings,
+        base_dir: str = ".",
+        syntax: str = "a1111",
+        loras: Mapping[str, str] | None = None,
+    ):
         self.settings = settings
         self.model = settings.model
         self.device = pick_device(settings.device)
@@ -153,8 +161,11 @@ class DiffusionGenerator:
     def pipeline(self, mode: str):
         if "txt2img" not in self._pipes:
             self._pipes["txt2img"] = load_text2image(
-                self.settings, device=self.device, dtype=pick_dtype(self.settings.dtype, self.device),
-                base_dir=self.base_dir)
+                self.settings,
+                device=self.device,
+                dtype=pick_dtype(self.settings.dtype, self.device),
+                base_dir=self.base_dir,
+            )
             self.pipeline_loads += 1
             load_loras(self._pipes["txt2img"], self.loras, self.base_dir)
         if mode == "img2img" and mode not in self._pipes:
@@ -212,8 +223,9 @@ class DiffusionGenerator:
         if self._encoder is not None:
             self._encoder.clear()
 
-    def generate(self, prompt: str, negative: str, settings: GenerationSettings,
-                 seeds: Sequence[int], init_image=None) -> list:
+    def generate(
+        self, prompt: str, negative: str, settings: GenerationSettings, seeds: Sequence[int], init_image=None
+    ) -> list:
         """One pipeline call for the whole grid; returns PIL images in seed order."""
         import torch
 
@@ -226,16 +238,19 @@ class DiffusionGenerator:
         self.set_loras(prompt)
         conditioning = self.encoder().conditioning(prompt, negative, int(settings.steps), len(seeds))
         kwargs = dict(
-            **conditioning.kwargs, num_images_per_prompt=len(seeds),
+            **conditioning.kwargs,
+            num_images_per_prompt=len(seeds),
             generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
-            guidance_scale=float(settings.guidance), num_inference_steps=int(settings.steps),
+            guidance_scale=float(settings.guidance),
+            num_inference_steps=int(settings.steps),
         )
         if conditioning.callback is not None:
-            kwargs.update(callback_on_step_end=conditioning.callback,
-                          callback_on_step_end_tensor_inputs=conditioning.callback.tensor_inputs)
+            kwargs.update(
+                callback_on_step_end=conditioning.callback,
+                callback_on_step_end_tensor_inputs=conditioning.callback.tensor_inputs,
+            )
         if settings.mode == "img2img":
-            kwargs.update(image=init_image.resize((settings.width, settings.height)),
-                          strength=float(settings.strength))
+            kwargs.update(image=init_image.resize((settings.width, settings.height)), strength=float(settings.strength))
         else:
             kwargs.update(width=settings.width, height=settings.height)
         with torch.inference_mode():

@@ -79,8 +79,9 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def labelled_grid(images: Sequence[Image.Image], rows: int, cols: int,
-                  header: Sequence[str], captions: Sequence[str] = ()) -> Image.Image:
+def labelled_grid(
+    images: Sequence[Image.Image], rows: int, cols: int, header: Sequence[str], captions: Sequence[str] = ()
+) -> Image.Image:
     """Images in rows x cols under a header, one line per factor level, each image with a
     caption. A line too long for the space is cut with an ellipsis, never wrapped, so a
     value never breaks across lines and every line stays one factor."""

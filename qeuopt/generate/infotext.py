@@ -58,12 +58,30 @@ def model_label(model: str) -> str:
     return re.sub(r"[,:\"\n]", "_", stem or model or "unknown")
 
 
-def fields(*, steps: int, sampler: str, schedule: str, guidance: float, seed: int, width: int, height: int,
-           model: str, model_hash: str | None = None, strength: float | None = None,
-           lora_hashes: Mapping[str, str] | None = None, version: str = "") -> dict[str, Any]:
+def fields(
+    *,
+    steps: int,
+    sampler: str,
+    schedule: str,
+    guidance: float,
+    seed: int,
+    width: int,
+    height: int,
+    model: str,
+    model_hash: str | None = None,
+    strength: float | None = None,
+    lora_hashes: Mapping[str, str] | None = None,
+    version: str = "",
+) -> dict[str, Any]:
     """The settings of one image, in A1111's order and names."""
-    result: dict[str, Any] = {"Steps": steps, "Sampler": sampler, "Schedule type": schedule,
-                              "CFG scale": guidance, "Seed": seed, "Size": f"{width}x{height}"}
+    result: dict[str, Any] = {
+        "Steps": steps,
+        "Sampler": sampler,
+        "Schedule type": schedule,
+        "CFG scale": guidance,
+        "Seed": seed,
+        "Size": f"{width}x{height}",
+    }
     if model_hash:
         result["Model hash"] = model_hash
     result["Model"] = model_label(model)

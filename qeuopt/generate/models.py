@@ -31,8 +31,10 @@ def load_failure(field: str, model: str, source: str, error: BaseException) -> s
 
     looks_local = source.startswith((".", "/", "~")) or Path(source).suffix in (".safetensors", ".ckpt", ".pt", ".bin")
     if looks_local and not Path(source).expanduser().exists():
-        return (f"`{field}`: {model!r} is not a file or folder here ({Path(source).expanduser().resolve()}); "
-                f"give a diffusers folder, a .safetensors file, or a Hugging Face Hub id")
+        return (
+            f"`{field}`: {model!r} is not a file or folder here ({Path(source).expanduser().resolve()}); "
+            f"give a diffusers folder, a .safetensors file, or a Hugging Face Hub id"
+        )
     if Path(source).exists():
         return f"`{field}`: could not load {model!r} from {source}: {_first_line(error)}"
     return f"`{field}`: could not load {model!r} from the Hugging Face Hub: {_hub_reason(source, error)}"
@@ -45,18 +47,26 @@ def _hub_reason(repo_id: str, error: BaseException) -> str:
     chain = _causes(error)
     cache = constants.HF_HUB_CACHE
     if any(isinstance(e, GatedRepoError) for e in chain):
-        return (f"the model is gated; accept its licence on huggingface.co/{repo_id} and log in "
-                f"(`hf auth login`), then run again")
+        return (
+            f"the model is gated; accept its licence on huggingface.co/{repo_id} and log in "
+            f"(`hf auth login`), then run again"
+        )
     if any(isinstance(e, RepositoryNotFoundError) for e in chain):
-        return ("the Hub has no such model (removed, renamed or private); check the id (Stable Diffusion 1.5 "
-                "is stable-diffusion-v1-5/stable-diffusion-v1-5)")
+        return (
+            "the Hub has no such model (removed, renamed or private); check the id (Stable Diffusion 1.5 "
+            "is stable-diffusion-v1-5/stable-diffusion-v1-5)"
+        )
     if constants.HF_HUB_OFFLINE:
-        return (f"the hub is offline (HF_HUB_OFFLINE=1) and the model is not in the cache ({cache}); "
-                f"download it once with internet access (`hf download {repo_id}`), or point the study at a "
-                f"local diffusers folder or .safetensors file")
+        return (
+            f"the hub is offline (HF_HUB_OFFLINE=1) and the model is not in the cache ({cache}); "
+            f"download it once with internet access (`hf download {repo_id}`), or point the study at a "
+            f"local diffusers folder or .safetensors file"
+        )
     if any(isinstance(e, (ConnectionError, TimeoutError)) or "connect" in type(e).__name__.lower() for e in chain):
-        return (f"the Hub could not be reached and the model is not in the cache ({cache}); check the "
-                f"connection, or download it elsewhere (`hf download {repo_id}`) and copy the cache")
+        return (
+            f"the Hub could not be reached and the model is not in the cache ({cache}); check the "
+            f"connection, or download it elsewhere (`hf download {repo_id}`) and copy the cache"
+        )
     return _first_line(error)
 
 

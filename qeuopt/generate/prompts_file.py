@@ -53,8 +53,10 @@ def spec_notes(spec) -> tuple[str, ...]:
     """What every header adds for a study: its LoRA files, a prompt syntax A1111 does not read."""
     notes = []
     if spec.loras:
-        notes.append("LoRA files to put in A1111's models/Lora under these names: "
-                     + ", ".join(f"{name} = {path}" for name, path in spec.loras.items()))
+        notes.append(
+            "LoRA files to put in A1111's models/Lora under these names: "
+            + ", ".join(f"{name} = {path}" for name, path in spec.loras.items())
+        )
     if spec.prompt.syntax != "a1111":
         notes.append(f"the prompts are in {spec.prompt.syntax} syntax, which A1111 reads as its own")
     return tuple(notes)
@@ -74,9 +76,15 @@ def one_line(text: str) -> str:
 
 
 def job_line(row: Mapping[str, Any], sampler: str, denoising_strength: bool = False) -> str:
-    options = [("prompt", one_line(row["prompt"])), ("negative_prompt", one_line(row["negative_prompt"])),
-               ("steps", row["steps"]), ("cfg_scale", row["guidance"]), ("seed", row["seed"]),
-               ("width", row["width"]), ("height", row["height"])]
+    options = [
+        ("prompt", one_line(row["prompt"])),
+        ("negative_prompt", one_line(row["negative_prompt"])),
+        ("steps", row["steps"]),
+        ("cfg_scale", row["guidance"]),
+        ("seed", row["seed"]),
+        ("width", row["width"]),
+        ("height", row["height"]),
+    ]
     if sampler:
         options.append(("sampler_name", sampler))
     options += [("batch_size", 1), ("n_iter", row.get("images", 1))]
@@ -85,11 +93,14 @@ def job_line(row: Mapping[str, Any], sampler: str, denoising_strength: bool = Fa
     return " ".join(f"--{name} {shlex.quote(str(value))}" for name, value in options if str(value) != "")
 
 
-def _header(version: str, row: Mapping[str, Any], schedule: str, dropped: int, sampler: str,
-            notes: tuple[str, ...] = ()) -> str:
+def _header(
+    version: str, row: Mapping[str, Any], schedule: str, dropped: int, sampler: str, notes: tuple[str, ...] = ()
+) -> str:
     tab = "img2img" if row.get("mode") == "img2img" else "txt2img"
-    settings = [f"A1111 {version}{'+' if version == '1.9' else ' and earlier'} \"Prompts from file or textbox\", "
-                f"{tab} tab", "Settings > Random number generator source: CPU"]
+    settings = [
+        f'A1111 {version}{"+" if version == "1.9" else " and earlier"} "Prompts from file or textbox", {tab} tab',
+        "Settings > Random number generator source: CPU",
+    ]
     if tab == "img2img":
         settings += [f"Denoising strength: {row['strength']}", f"init image: {row.get('init_image', '')}"]
     if schedule:
@@ -103,8 +114,13 @@ def _header(version: str, row: Mapping[str, Any], schedule: str, dropped: int, s
     return "# " + "; ".join(settings) + "; delete this line before running (A1111 runs every line)"
 
 
-def group_rows(rows: Iterable[Mapping[str, Any]], version: str = "1.9", denoising_strength: bool = False,
-               default_scheduler: str | None = None, notes: tuple[str, ...] = ()) -> dict[str, list[str]]:
+def group_rows(
+    rows: Iterable[Mapping[str, Any]],
+    version: str = "1.9",
+    denoising_strength: bool = False,
+    default_scheduler: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> dict[str, list[str]]:
     """{file tag: lines}: one group per img2img strength and schedule type, header first;
     ``notes`` are added to every header (LoRA files, a prompt syntax A1111 does not read)."""
     if version not in VERSIONS:
@@ -120,8 +136,14 @@ def group_rows(rows: Iterable[Mapping[str, Any]], version: str = "1.9", denoisin
     files = {}
     for (strength, schedule), entries in groups.items():
         lines = list(dict.fromkeys(line for _, line, _ in entries))
-        tag = "_".join(part for part in (f"strength{strength}" if strength is not None else "",
-                                         schedule.replace(" ", "").lower()) if part) or "all"
+        tag = (
+            "_".join(
+                part
+                for part in (f"strength{strength}" if strength is not None else "", schedule.replace(" ", "").lower())
+                if part
+            )
+            or "all"
+        )
         first, _, sampler = entries[0]
         files[tag] = [_header(version, first, schedule, len(entries) - len(lines), sampler, notes), *lines]
     return files

@@ -36,10 +36,13 @@ def pair_matrix(left, right, n_items: int) -> np.ndarray:
     """The difference coding of pairs of item indices: the ``X`` of :class:`BradleyTerry`."""
     left, right = np.asarray(left, dtype=int), np.asarray(right, dtype=int)
     if left.shape != right.shape or left.ndim != 1:
-        raise ValueError(f"`left`, `right`: two 1-d index arrays of one length are expected; "
-                         f"given shapes {left.shape} and {right.shape}")
-    if len(left) and (min(left.min(), right.min()) < 0 or max(left.max(), right.max()) >= n_items
-                      or (left == right).any()):
+        raise ValueError(
+            f"`left`, `right`: two 1-d index arrays of one length are expected; "
+            f"given shapes {left.shape} and {right.shape}"
+        )
+    if len(left) and (
+        min(left.min(), right.min()) < 0 or max(left.max(), right.max()) >= n_items or (left == right).any()
+    ):
         raise ValueError(f"`left`, `right`: indices of two different items in 0..{n_items - 1} are expected")
     X = np.zeros((len(left), n_items))
     rows = np.arange(len(left))
@@ -88,8 +91,10 @@ class BradleyTerry(ClassifierMixin, BaseEstimator):
             raise ValueError(f"`alpha`: a positive number is allowed; given {self.alpha!r}")
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) not in (2, 3):
-            raise ValueError(f"`y`: 2 classes (right wins, left wins) or 3 (right, tie, left) are allowed; "
-                             f"given {len(self.classes_)} class(es)")
+            raise ValueError(
+                f"`y`: 2 classes (right wins, left wins) or 3 (right, tie, left) are allowed; "
+                f"given {len(self.classes_)} class(es)"
+            )
         ties = len(self.classes_) == 3
         sign = (np.array([-1.0, 0.0, 1.0]) if ties else np.array([-1.0, 1.0]))[codes]
         Z = np.column_stack([X, np.ones(len(X))]) if self.fit_intercept else X
@@ -110,10 +115,10 @@ class BradleyTerry(ClassifierMixin, BaseEstimator):
         d = Z @ beta
         p_left, p_right, p_tie = _outcome_probabilities(d, log_nu)
         chosen = np.where(sign > 0, p_left, np.where(sign < 0, p_right, p_tie))
-        value = -np.log(np.maximum(chosen, 1e-300)).sum() + 0.5 * (precision * params ** 2).sum()
+        value = -np.log(np.maximum(chosen, 1e-300)).sum() + 0.5 * (precision * params**2).sum()
         delta = p_left - p_right
         grad_d = -(sign - delta) / 2
-        weight_d = (p_left + p_right - delta ** 2) / 4
+        weight_d = (p_left + p_right - delta**2) / 4
         gradient = Z.T @ grad_d
         hessian = Z.T @ (weight_d[:, None] * Z)
         if ties:
@@ -186,8 +191,9 @@ class BradleyTerry(ClassifierMixin, BaseEstimator):
         return gain
 
 
-def most_informative_pair(model: BradleyTerry, allowed: np.ndarray | None = None,
-                          rng: np.random.Generator | None = None) -> tuple[int, int] | None:
+def most_informative_pair(
+    model: BradleyTerry, allowed: np.ndarray | None = None, rng: np.random.Generator | None = None
+) -> tuple[int, int] | None:
     """The pair (i < j) with the largest :meth:`BradleyTerry.pair_information`; equal gains are
     broken at random. ``allowed`` (items x items, boolean) masks pairs out; None when none is left."""
     gain = model.pair_information()

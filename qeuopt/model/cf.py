@@ -133,8 +133,7 @@ class PairFactorization(RegressorMixin, BaseEstimator):
         if not (isinstance(self.n_epochs, (int, np.integer)) and self.n_epochs >= 1):
             problems.append(f"`n_epochs` must be an int >= 1; got {self.n_epochs!r}.")
         if not (isinstance(self.reg, (int, float, np.number)) and self.reg > 0):
-            problems.append(f"`reg` must be a number > 0 (it keeps each solve regular); "
-                            f"got {self.reg!r}.")
+            problems.append(f"`reg` must be a number > 0 (it keeps each solve regular); got {self.reg!r}.")
         if problems:
             raise InputError(" ".join(problems))
 
@@ -202,8 +201,7 @@ class PairFactorization(RegressorMixin, BaseEstimator):
         """Per pair, min(training count of its row key, of its column key); 0 if unseen."""
         require_fitted(self, "global_mean_")
         rows, cols = self._codes(X)
-        return np.minimum(np.append(self.row_counts_, 0)[rows],
-                          np.append(self.col_counts_, 0)[cols])
+        return np.minimum(np.append(self.row_counts_, 0)[rows], np.append(self.col_counts_, 0)[cols])
 
 
 @dataclass(frozen=True)
@@ -231,5 +229,4 @@ def cross_validated_rmse(estimator, X, y, cv=5, random_state=0):
         model.fit(X[train], y[train])
         seconds.append(time.perf_counter() - start)
         errors.append(float(np.sqrt(np.mean((model.predict(X[test]) - y[test]) ** 2))))
-    return CVResult(float(np.mean(errors)), float(np.std(errors)), tuple(errors),
-                    float(np.mean(seconds)))
+    return CVResult(float(np.mean(errors)), float(np.std(errors)), tuple(errors), float(np.mean(seconds)))

@@ -49,25 +49,30 @@ class LevelGP(RegressorMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y) -> LevelGP:
         if not isinstance(X, pd.DataFrame) or X.shape[1] == 0:
-            raise InputError(f"`X`: a pandas DataFrame with one column per factor is needed; "
-                             f"given {type(X).__name__}")
+            raise InputError(f"`X`: a pandas DataFrame with one column per factor is needed; given {type(X).__name__}")
         y = np.asarray(y, dtype=float).ravel()
         if len(y) != len(X) or len(y) < 2 or not np.all(np.isfinite(y)):
-            raise InputError(f"`y`: one finite score per row of X (>= 2 rows) is needed; given {len(y)} "
-                             f"for {len(X)} rows")
+            raise InputError(
+                f"`y`: one finite score per row of X (>= 2 rows) is needed; given {len(y)} for {len(X)} rows"
+            )
         given = self.levels or {}
         self.factors_ = list(X.columns)
-        self.levels_ = {f: list(given.get(f, [])) + [v for v in pd.unique(X[f]) if v not in list(given.get(f, []))]
-                        for f in self.factors_}
+        self.levels_ = {
+            f: list(given.get(f, [])) + [v for v in pd.unique(X[f]) if v not in list(given.get(f, []))]
+            for f in self.factors_
+        }
         frame = pd.DataFrame({"key": list(map(tuple, X.itertuples(index=False))), "y": y})
         stats = frame.groupby("key", sort=False)["y"].agg(["mean", "count"])
         replicated = len(y) - len(stats)
         within = float(((frame["y"] - frame["key"].map(stats["mean"])) ** 2).sum() / replicated) if replicated else 0.0
         scale = float(np.var(stats["mean"])) or 1.0  # normalize_y: alpha is in units of the means' variance
-        kernel = (ConstantKernel(1.0, (1e-3, 1e3)) * Matern(1.0, (0.05, 20.0), nu=2.5)
-                  + WhiteKernel(0.1, (1e-6, 1e1)))
-        self.gp_ = GaussianProcessRegressor(kernel, alpha=within / stats["count"].to_numpy() / scale + 1e-10,
-                                            normalize_y=True, random_state=self.random_state)
+        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(1.0, (0.05, 20.0), nu=2.5) + WhiteKernel(0.1, (1e-6, 1e1))
+        self.gp_ = GaussianProcessRegressor(
+            kernel,
+            alpha=within / stats["count"].to_numpy() / scale + 1e-10,
+            normalize_y=True,
+            random_state=self.random_state,
+        )
         conditions = pd.DataFrame(list(stats.index), columns=self.factors_, dtype=object)
         with warnings.catch_warnings():  # a bound reached is an answer here (e.g. no noise), not a fault
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -96,7 +101,7 @@ class LevelGP(RegressorMixin, BaseEstimator):
         """Posterior sd of each condition's mean score (the white noise taken out)."""
         require_fitted(self, "gp_")
         _, std = self.gp_.predict(self._encode(X), return_std=True)
-        return np.sqrt(np.maximum(std ** 2 - self.noise_, 0.0))
+        return np.sqrt(np.maximum(std**2 - self.noise_, 0.0))
 
     def sample_predictions(self, X: pd.DataFrame, n_draws: int, random_state=None) -> np.ndarray:
         """(n_draws, n_rows) draws of the mean scores, independent per row (a cheap

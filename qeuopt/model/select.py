@@ -60,9 +60,9 @@ class ConditionMeans(RegressorMixin, BaseEstimator):
         within = frame["y"] - frame["key"].map(self.means_)
         replicated = int(len(y) - len(stats))
         # without replicates the single-observation noise is unknown: the overall sd bounds it
-        self.noise_sd_ = float(np.sqrt((within ** 2).sum() / replicated)) if replicated else float(np.std(y))
+        self.noise_sd_ = float(np.sqrt((within**2).sum() / replicated)) if replicated else float(np.std(y))
         if replicated:
-            noise = self.noise_sd_ ** 2 / stats["count"]
+            noise = self.noise_sd_**2 / stats["count"]
             tau2 = max(float(np.var(stats["mean"])) - float(noise.mean()), 1e-12)
             shrunk = self.grand_mean_ + (stats["mean"] - self.grand_mean_) * tau2 / (tau2 + noise)
             self.means_ = dict(zip(stats.index, shrunk))
@@ -74,8 +74,12 @@ class ConditionMeans(RegressorMixin, BaseEstimator):
 
     def predict_std(self, X: pd.DataFrame) -> np.ndarray:
         require_fitted(self, "means_")
-        return np.array([self.noise_sd_ / np.sqrt(self.counts_[k]) if k in self.counts_ else self.spread_
-                         for k in condition_keys(X)])
+        return np.array(
+            [
+                self.noise_sd_ / np.sqrt(self.counts_[k]) if k in self.counts_ else self.spread_
+                for k in condition_keys(X)
+            ]
+        )
 
     def sample_predictions(self, X, n_draws: int, random_state=None) -> np.ndarray:
         mean, std = self.predict(X), self.predict_std(X)
@@ -112,8 +116,9 @@ class ModelSelector(RegressorMixin, BaseEstimator):
             return ConditionMeans()
         if name == "gp":
             return LevelGP(levels=levels, random_state=self.random_state)
-        return SettingModel(pair=None if name == "additive" else self.pair, levels=levels,
-                            random_state=self.random_state)
+        return SettingModel(
+            pair=None if name == "additive" else self.pair, levels=levels, random_state=self.random_state
+        )
 
     def _check_candidates(self) -> list[str]:
         names = [self.candidates] if isinstance(self.candidates, str) else list(self.candidates)
@@ -125,8 +130,7 @@ class ModelSelector(RegressorMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y) -> ModelSelector:
         names = self._check_candidates()
         if not isinstance(X, pd.DataFrame) or X.shape[1] == 0:
-            raise InputError(f"`X`: a pandas DataFrame with one column per factor is needed; "
-                             f"given {type(X).__name__}")
+            raise InputError(f"`X`: a pandas DataFrame with one column per factor is needed; given {type(X).__name__}")
         y = np.asarray(y, dtype=float).ravel()
         if len(y) != len(X) or len(y) == 0 or not np.all(np.isfinite(y)):
             raise InputError(f"`y`: one finite score per row of X ({len(X)} rows) is needed; given {len(y)}")
@@ -143,23 +147,28 @@ class ModelSelector(RegressorMixin, BaseEstimator):
     def _cross_validate(self, X, y, groups, names):
         if self.n_conditions_ < MIN_CONDITIONS:
             return {n: np.nan for n in names}, {n: np.nan for n in names}
-        folds = GroupKFold(n_splits=min(self.n_splits, self.n_conditions_), shuffle=True,
-                           random_state=self.random_state)
+        folds = GroupKFold(
+            n_splits=min(self.n_splits, self.n_conditions_), shuffle=True, random_state=self.random_state
+        )
         errors = {n: [] for n in names}
         for train, test in folds.split(X, y, groups):
             for name in names:
                 model = self._make(name).fit(X.iloc[train], y[train])
                 residual = y[test] - model.predict(X.iloc[test])
-                errors[name].append(float(np.sqrt(np.mean(residual ** 2))))
-        return ({n: float(np.mean(e)) for n, e in errors.items()},
-                {n: float(np.std(e, ddof=1) / np.sqrt(len(e))) for n, e in errors.items()})
+                errors[name].append(float(np.sqrt(np.mean(residual**2))))
+        return (
+            {n: float(np.mean(e)) for n, e in errors.items()},
+            {n: float(np.std(e, ddof=1) / np.sqrt(len(e))) for n, e in errors.items()},
+        )
 
     def _choose(self, names: list[str]) -> tuple[str, str]:
         if len(names) == 1:
             return names[0], f"{names[0]} as asked (not chosen by cross-validation); {self._errors_text()}"
         if self.n_conditions_ < MIN_CONDITIONS:
-            return "mean", (f"only {self.n_conditions_} observed conditions, too few to check any model: "
-                            f"the best observed setting is used")
+            return "mean", (
+                f"only {self.n_conditions_} observed conditions, too few to check any model: "
+                f"the best observed setting is used"
+            )
         best = min(names, key=self.cv_rmse_.get)
         limit = self.cv_rmse_[best] + self.cv_se_[best]
         chosen = next(n for n in CANDIDATES if n in names and self.cv_rmse_[n] <= limit)
@@ -168,8 +177,10 @@ class ModelSelector(RegressorMixin, BaseEstimator):
         elif chosen == best:
             why = f"{chosen} predicted held-out conditions best"
         else:
-            why = (f"{chosen} is the simplest model within one standard error of the best ({best}); "
-                   f"the more complex one did not earn its keep")
+            why = (
+                f"{chosen} is the simplest model within one standard error of the best ({best}); "
+                f"the more complex one did not earn its keep"
+            )
         return chosen, f"{why}; {self._errors_text()}"
 
     def _errors_text(self) -> str:
@@ -198,4 +209,3 @@ class ModelSelector(RegressorMixin, BaseEstimator):
     def sample_predictions(self, X: pd.DataFrame, n_draws: int, random_state=None) -> np.ndarray:
         require_fitted(self, "model_")
         return self.model_.sample_predictions(X, n_draws=n_draws, random_state=random_state)
-

@@ -79,8 +79,9 @@ class SettingModel(RegressorMixin, BaseEstimator):
         self.levels_ = self._known_levels(X)
         self.pair_ = self._resolve_pair()
         codes = self._codes(X)
-        self.counts_ = {f: dict(zip(self.levels_[f], np.bincount(codes[f], minlength=len(self.levels_[f]))))
-                        for f in self.factors_}
+        self.counts_ = {
+            f: dict(zip(self.levels_[f], np.bincount(codes[f], minlength=len(self.levels_[f])))) for f in self.factors_
+        }
         design, penalty = self._design(codes), self._penalty()
         pair_part = np.zeros(len(y))
         self.pair_model_ = None
@@ -97,15 +98,20 @@ class SettingModel(RegressorMixin, BaseEstimator):
 
     def _check_fit_input(self, X, y):
         if not isinstance(X, pd.DataFrame) or X.shape[1] == 0:
-            raise InputError(f"`X`: a pandas DataFrame with one column per factor is needed; "
-                             f"given {type(X).__name__} with shape {getattr(X, 'shape', None)}")
+            raise InputError(
+                f"`X`: a pandas DataFrame with one column per factor is needed; "
+                f"given {type(X).__name__} with shape {getattr(X, 'shape', None)}"
+            )
         y = np.asarray(y, dtype=float).ravel()
         if len(y) != len(X) or len(y) == 0:
             raise InputError(f"`y`: one score per row of X ({len(X)} rows) is needed; given {len(y)}")
         if not np.all(np.isfinite(y)):
             raise InputError("`y`: scores must be finite; drop unscored rows (NaN) before fit")
-        for name, value, zero_ok in (("reg", self.reg, False), ("pair_reg", self.pair_reg, False),
-                                     ("smooth", self.smooth, True)):
+        for name, value, zero_ok in (
+            ("reg", self.reg, False),
+            ("pair_reg", self.pair_reg, False),
+            ("smooth", self.smooth, True),
+        ):
             if not is_numeric_level(value) or value < 0 or (value == 0 and not zero_ok):
                 raise InputError(f"`{name}`: a number {'>=' if zero_ok else '>'} 0 is needed; given {value!r}")
         return X, y
@@ -130,8 +136,7 @@ class SettingModel(RegressorMixin, BaseEstimator):
             return tuple(textual[:2]) if len(textual) >= 2 else None
         pair = tuple(self.pair)
         if len(pair) != 2 or pair[0] == pair[1] or any(f not in self.factors_ for f in pair):
-            raise InputError(f"`pair`: two different factors among {self.factors_} are needed; "
-                             f"given {self.pair!r}")
+            raise InputError(f"`pair`: two different factors among {self.factors_} are needed; given {self.pair!r}")
         return pair
 
     def _fit_pair(self, X: pd.DataFrame, residual: np.ndarray) -> PairFactorization:
@@ -144,14 +149,12 @@ class SettingModel(RegressorMixin, BaseEstimator):
         codes = {}
         for factor in self.factors_:
             index = {level: i for i, level in enumerate(self.levels_[factor])}
-            codes[factor] = np.fromiter((index.get(v, -1) for v in X[factor].tolist()),
-                                        dtype=np.intp, count=len(X))
+            codes[factor] = np.fromiter((index.get(v, -1) for v in X[factor].tolist()), dtype=np.intp, count=len(X))
         return codes
 
     def _design(self, codes: dict[str, np.ndarray]) -> np.ndarray:
         """One-hot levels, one block per factor; an unknown level (code -1) is all zeros."""
-        return np.hstack([(codes[f][:, None] == np.arange(len(self.levels_[f]))).astype(float)
-                          for f in self.factors_])
+        return np.hstack([(codes[f][:, None] == np.arange(len(self.levels_[f]))).astype(float) for f in self.factors_])
 
     def _penalty(self) -> np.ndarray:
         sizes = [len(self.levels_[f]) for f in self.factors_]
@@ -163,7 +166,7 @@ class SettingModel(RegressorMixin, BaseEstimator):
                 order = np.argsort(np.asarray(levels, dtype=float), kind="stable")
                 second = np.zeros((size - 2, size))
                 for row in range(size - 2):  # effect[k] - 2 effect[k+1] + effect[k+2], in value order
-                    second[row, order[row:row + 3]] = (1.0, -2.0, 1.0)
+                    second[row, order[row : row + 3]] = (1.0, -2.0, 1.0)
                 block = slice(start, start + size)
                 penalty[block, block] += self.smooth * second.T @ second
             start += size
@@ -171,8 +174,9 @@ class SettingModel(RegressorMixin, BaseEstimator):
 
     def _split_effects(self, beta: np.ndarray) -> dict[str, dict]:
         bounds = np.cumsum([0] + [len(self.levels_[f]) for f in self.factors_])
-        return {f: dict(zip(self.levels_[f], beta[lo:hi].tolist()))
-                for f, lo, hi in zip(self.factors_, bounds, bounds[1:])}
+        return {
+            f: dict(zip(self.levels_[f], beta[lo:hi].tolist())) for f, lo, hi in zip(self.factors_, bounds, bounds[1:])
+        }
 
     # ---------------------------------------------------------------------- predict
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -192,7 +196,8 @@ class SettingModel(RegressorMixin, BaseEstimator):
         require_fitted(self, "intercept_")
         X = self._check_predict_input(X)
         draws = np.random.default_rng(random_state).multivariate_normal(
-            self._effect_vector(), self.effects_cov_, size=n_draws, method="cholesky")
+            self._effect_vector(), self.effects_cov_, size=n_draws, method="cholesky"
+        )
         return self.intercept_ + draws @ self._design(self._codes(X)).T + self._pair_part(X)[None, :]
 
     def predict_std(self, X: pd.DataFrame) -> np.ndarray:
@@ -224,8 +229,9 @@ class SettingModel(RegressorMixin, BaseEstimator):
 
     def _check_predict_input(self, X) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
-            raise InputError(f"`X`: a pandas DataFrame with columns {self.factors_} is needed; "
-                             f"given {type(X).__name__}")
+            raise InputError(
+                f"`X`: a pandas DataFrame with columns {self.factors_} is needed; given {type(X).__name__}"
+            )
         missing = [f for f in self.factors_ if f not in X.columns]
         if missing:
             raise InputError(f"`X`: columns {self.factors_} are needed; missing {missing}")

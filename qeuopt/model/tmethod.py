@@ -39,9 +39,7 @@ _TWO_LEVEL_ARRAYS = (("L4", 3), ("L8", 7), ("L12", 11), ("L16", 15), ("L32", 31)
 def require_fitted(estimator, attribute):
     """Raise :class:`qeuopt.errors.NotFittedError` unless ``fit`` has set ``attribute``."""
     if not hasattr(estimator, attribute):
-        raise NotFittedError(
-            f"This {type(estimator).__name__} is not fitted yet; call `fit` first."
-        )
+        raise NotFittedError(f"This {type(estimator).__name__} is not fitted yet; call `fit` first.")
 
 
 def item_sn_ratio(r, L, S_T, n_signal, rule):
@@ -271,9 +269,7 @@ def _item_usage(n_items):
     for name, n_columns in _TWO_LEVEL_ARRAYS:
         if n_items <= n_columns:
             return orthogonal_array(name)[:, :n_items] == 1
-    raise InputError(
-        f"item_gains supports at most {_TWO_LEVEL_ARRAYS[-1][1]} items (L64); got {n_items}."
-    )
+    raise InputError(f"item_gains supports at most {_TWO_LEVEL_ARRAYS[-1][1]} items (L64); got {n_items}.")
 
 
 def _gains_from_rows(use, db):

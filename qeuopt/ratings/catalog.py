@@ -34,8 +34,13 @@ class Entry:
     grid: Path
 
     def public(self) -> dict[str, Any]:
-        return {"number": self.number, "values": self.values, "prompt": self.prompt,
-                "images": len(self.images), "seeds": list(self.seeds)}
+        return {
+            "number": self.number,
+            "values": self.values,
+            "prompt": self.prompt,
+            "images": len(self.images),
+            "seeds": list(self.seeds),
+        }
 
 
 def entry_from_run(run, folder: Path | None = None) -> Entry | None:
@@ -48,9 +53,16 @@ def entry_from_run(run, folder: Path | None = None) -> Entry | None:
     if not found:
         return None
     prefix = column("params", FACTOR_PREFIX)
-    values = {k[len(prefix):]: str(v) for k, v in run.items() if k.startswith(prefix) and isinstance(v, str)}
-    return Entry(int(run[column("tags", TRIAL_TAG)]), run["run_id"], values, str(run.get("params.prompt", "")),
-                 tuple(p for _, _, p in found), tuple(s for _, s, _ in found), folder / GRID_FILE)
+    values = {k[len(prefix) :]: str(v) for k, v in run.items() if k.startswith(prefix) and isinstance(v, str)}
+    return Entry(
+        int(run[column("tags", TRIAL_TAG)]),
+        run["run_id"],
+        values,
+        str(run.get("params.prompt", "")),
+        tuple(p for _, _, p in found),
+        tuple(s for _, s, _ in found),
+        folder / GRID_FILE,
+    )
 
 
 class Catalog:
@@ -105,8 +117,9 @@ class Catalog:
         if run.get("status") != "FINISHED":
             return None
         spec = self.study.spec
-        folder = (Path(spec.tracking.output_dir) / spec.name / "from-mlflow" /
-                  f"c{int(run[column('tags', TRIAL_TAG)]):03d}").resolve()
+        folder = (
+            Path(spec.tracking.output_dir) / spec.name / "from-mlflow" / f"c{int(run[column('tags', TRIAL_TAG)]):03d}"
+        ).resolve()
         if not (folder / GRID_FILE).is_file():
             tracker, partial = self.study.tracker(), folder.with_name(folder.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)  # left by an interrupted download

@@ -36,8 +36,11 @@ from qeuopt.ratings.preferences import (
 from qeuopt.ratings.store import check_rater
 from qeuopt.track.schema import PREFERENCE_METRICS
 
-STATIC = {"/pairs": ("pairs.html", "text/html; charset=utf-8"), "/static/pairs.js": ("pairs.js", "text/javascript"),
-          "/static/pairs.css": ("pairs.css", "text/css")}
+STATIC = {
+    "/pairs": ("pairs.html", "text/html; charset=utf-8"),
+    "/static/pairs.js": ("pairs.js", "text/javascript"),
+    "/static/pairs.css": ("pairs.css", "text/css"),
+}
 
 
 class PairsApp:
@@ -87,8 +90,13 @@ class PairsApp:
         mine = self.store.choices(self.study, rater)
         reply = {"rater": rater, "comparisons": len(self.store.choices(self.study)), "mine": len(mine)}
         if len(entries) < 2:
-            return {**reply, "left": None, "right": None, "gain": None,
-                    "message": f"{len(entries)} finished condition(s): two are needed to compare"}
+            return {
+                **reply,
+                "left": None,
+                "right": None,
+                "gain": None,
+                "message": f"{len(entries)} finished condition(s): two are needed to compare",
+            }
         index = {c: k for k, c in enumerate(conditions)}
         allowed = ~np.eye(len(conditions), dtype=bool)
         for c in mine:
@@ -111,14 +119,21 @@ class PairsApp:
 
     def choices_of(self, rater: str) -> dict[str, Any]:
         rater = check_rater(rater)
-        return {"rater": rater, "choices": [{"left": c["left_condition"], "right": c["right_condition"],
-                                             "choice": c["choice"]} for c in self.store.choices(self.study, rater)]}
+        return {
+            "rater": rater,
+            "choices": [
+                {"left": c["left_condition"], "right": c["right_condition"], "choice": c["choice"]}
+                for c in self.store.choices(self.study, rater)
+            ],
+        }
 
     def scores(self) -> dict[str, Any]:
         table = preference_scores(self.store.choices(self.study), [e.number for e in self.catalog.entries()])
         rows = table.reset_index().to_dict("records")
-        return {"scores": [{k: (None if v != v else v) for k, v in r.items()} for r in rows],  # NaN is not JSON
-                "metrics": list(PREFERENCE_METRICS)}
+        return {
+            "scores": [{k: (None if v != v else v) for k, v in r.items()} for r in rows],  # NaN is not JSON
+            "metrics": list(PREFERENCE_METRICS),
+        }
 
     # -- POST --------------------------------------------------------------------------------
     def choose(self, body: Any) -> dict[str, Any]:
@@ -126,8 +141,9 @@ class PairsApp:
         if not isinstance(body, dict):
             raise RatingError(f"request body: a JSON object is allowed; given {type(body).__name__}")
         if set(body) != {"rater", "left", "right", "choice"}:
-            raise RatingError("request body: keys rater, left, right, choice are expected; "
-                              f"given {', '.join(sorted(body)) or 'none'}")
+            raise RatingError(
+                f"request body: keys rater, left, right, choice are expected; given {', '.join(sorted(body)) or 'none'}"
+            )
         rater = check_rater(body["rater"])
         left, right = check_pair(body["left"], body["right"], self.catalog.known())
         choice = check_choice(body["choice"])

@@ -79,11 +79,16 @@ class PreferenceStore(RatingStore):
             self._db.executescript(SCHEMA)
 
     def _choice_event(self, db, study, rater, left, right, choice, action) -> int:
-        revision = db.execute("INSERT INTO preference_events (study, rater, left_condition, right_condition, choice,"
-                              " action, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                              (study, rater, left, right, choice, action, now_iso())).lastrowid
-        db.execute("INSERT INTO preference_outbox VALUES (?, ?) ON CONFLICT (study) DO UPDATE SET"
-                   " revision = excluded.revision", (study, revision))
+        revision = db.execute(
+            "INSERT INTO preference_events (study, rater, left_condition, right_condition, choice,"
+            " action, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (study, rater, left, right, choice, action, now_iso()),
+        ).lastrowid
+        db.execute(
+            "INSERT INTO preference_outbox VALUES (?, ?) ON CONFLICT (study) DO UPDATE SET"
+            " revision = excluded.revision",
+            (study, revision),
+        )
         return revision
 
     def add(self, study: str, rater: str, left: int, right: int, choice: str) -> int:
@@ -93,8 +98,10 @@ class PreferenceStore(RatingStore):
             raise RatingError("`choice`: left, right or tie is needed to store a choice; given None")
         with self._transaction() as db:
             revision = self._choice_event(db, study, rater, left, right, choice, "choose")
-            db.execute("INSERT INTO preferences VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (study, rater, left, right, choice, now_iso(), revision))
+            db.execute(
+                "INSERT INTO preferences VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (study, rater, left, right, choice, now_iso(), revision),
+            )
         return revision
 
     def withdraw(self, study: str, rater: str, left: int, right: int) -> int | None:
@@ -102,8 +109,11 @@ class PreferenceStore(RatingStore):
         rater = check_rater(rater)
         key = (study, rater, left, right)
         with self._transaction() as db:
-            gone = db.execute("DELETE FROM preferences WHERE revision = (SELECT MAX(revision) FROM preferences WHERE"
-                              " study = ? AND rater = ? AND left_condition = ? AND right_condition = ?)", key)
+            gone = db.execute(
+                "DELETE FROM preferences WHERE revision = (SELECT MAX(revision) FROM preferences WHERE"
+                " study = ? AND rater = ? AND left_condition = ? AND right_condition = ?)",
+                key,
+            )
             if not gone.rowcount:
                 return None
             return self._choice_event(db, *key, None, "withdraw")
@@ -166,8 +176,9 @@ def fit_choices(choices: Sequence[Mapping[str, Any]], conditions: Sequence[int],
     return model
 
 
-def preference_scores(choices: Sequence[Mapping[str, Any]], conditions: Sequence[int], alpha: float = ALPHA,
-                      level: float = LEVEL):
+def preference_scores(
+    choices: Sequence[Mapping[str, Any]], conditions: Sequence[int], alpha: float = ALPHA, level: float = LEVEL
+):
     """One row per condition: preference_score, preference_lower, preference_upper,
     preference_count (NaN scores where the count is 0)."""
     import numpy as np
@@ -182,8 +193,10 @@ def preference_scores(choices: Sequence[Mapping[str, Any]], conditions: Sequence
     model = fit_choices(choices, conditions, alpha)
     nan = np.full(len(conditions), np.nan)
     score, (lower, upper) = (nan, (nan, nan)) if model is None else (model.coef_, model.intervals(level))
-    table = pd.DataFrame(dict(zip(PREFERENCE_METRICS, (score, lower, upper, [counts[c] for c in conditions]))),
-                         index=pd.Index(conditions, name="condition"))
+    table = pd.DataFrame(
+        dict(zip(PREFERENCE_METRICS, (score, lower, upper, [counts[c] for c in conditions]))),
+        index=pd.Index(conditions, name="condition"),
+    )
     table.loc[table["preference_count"] == 0, list(PREFERENCE_METRICS[:3])] = np.nan
     return table
 

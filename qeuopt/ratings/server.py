@@ -38,8 +38,12 @@ log = logging.getLogger(__name__)
 MAX_BODY = 4096  # a rating is under 200 bytes
 MAX_JSON_DEPTH = 4  # a rating is one flat object; deep nesting only exhausts the parser's stack
 TIMEOUT_S = 30  # a connection that sends nothing (or less body than announced) for this long is closed
-STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("app.js", "text/javascript"),
-          "/static/app.css": ("app.css", "text/css"), **pairs.STATIC}
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript"),
+    "/static/app.css": ("app.css", "text/css"),
+    **pairs.STATIC,
+}
 IMAGE_PATH = re.compile(r"^/images/(\d{1,9})/(\d{1,4}|grid)$")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 POLL_S = 0.05  # how soon serve_forever notices a shutdown request
@@ -63,13 +67,27 @@ class RatingApp:
 
     def study_info(self) -> dict[str, Any]:
         gen = self.study.spec.generation
-        return {"name": self.study.name, "scale": list(SCALE), "grid": list(gen.grid), "size": [gen.width, gen.height],
-                "conditions": [e.public() for e in self.catalog.entries()]}
+        return {
+            "name": self.study.name,
+            "scale": list(SCALE),
+            "grid": list(gen.grid),
+            "size": [gen.width, gen.height],
+            "conditions": [e.public() for e in self.catalog.entries()],
+        }
 
     def ratings_of(self, rater: str) -> dict[str, Any]:
         rows = self.store.rows(self.study.name, rater=check_rater(rater))
-        return {"rater": rater, "ratings": [{"condition": r["condition"], "image": r["image"],
-                                             "rating": SKIP if r["rating"] is None else r["rating"]} for r in rows]}
+        return {
+            "rater": rater,
+            "ratings": [
+                {
+                    "condition": r["condition"],
+                    "image": r["image"],
+                    "rating": SKIP if r["rating"] is None else r["rating"],
+                }
+                for r in rows
+            ],
+        }
 
     def rate(self, body: Any) -> dict[str, Any]:
         """Store one rating (or withdraw it when ``rating`` is null); returns what was stored."""
@@ -77,8 +95,10 @@ class RatingApp:
             raise RatingError(f"request body: a JSON object is allowed; given {type(body).__name__}")
         unknown = set(body) - {"rater", "condition", "image", "rating"}
         if unknown or "rating" not in body:
-            raise RatingError("request body: keys rater, condition, image, rating are expected; "
-                              f"given {', '.join(sorted(body)) or 'none'}")
+            raise RatingError(
+                "request body: keys rater, condition, image, rating are expected; "
+                f"given {', '.join(sorted(body)) or 'none'}"
+            )
         rater = check_rater(body.get("rater"))
         condition, image = check_position(body.get("condition"), body.get("image"), self.catalog.known())
         if body["rating"] is None:
@@ -86,8 +106,7 @@ class RatingApp:
         else:
             revision = self.store.put(self.study.name, condition, image, rater, body["rating"])
         self.sync.notify()
-        return {"rater": rater, "condition": condition, "image": image, "rating": body["rating"],
-                "revision": revision}
+        return {"rater": rater, "condition": condition, "image": image, "rating": body["rating"], "revision": revision}
 
     def image_file(self, condition: int, which: str) -> Path:
         entry = self.catalog.get(condition)
@@ -150,8 +169,11 @@ class Handler(BaseHTTPRequestHandler):
         if sender is None:
             return
         if sender == "null" or urlsplit(sender).netloc.lower() != (self.headers.get("Host") or "").lower():
-            raise HttpError(403, f"`Origin`: only this server's own page may post ratings "
-                                 f"(http://{self.headers.get('Host')}); given {sender!r}")
+            raise HttpError(
+                403,
+                f"`Origin`: only this server's own page may post ratings "
+                f"(http://{self.headers.get('Host')}); given {sender!r}",
+            )
 
     def _get(self, path: str) -> None:
         if path in STATIC:
@@ -178,7 +200,9 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(status, f"POST is allowed on /api/ratings and /api/pairs only; given {path}")
         self._check_origin()
         if self.headers.get_content_type() != "application/json":  # also forces a CORS preflight
-            raise HttpError(415, f"`Content-Type`: application/json is allowed; given {self.headers.get_content_type()}")
+            raise HttpError(
+                415, f"`Content-Type`: application/json is allowed; given {self.headers.get_content_type()}"
+            )
         self._json(200, (self.app.pairs.choose if path == "/api/pairs" else self.app.rate)(self._body()))
 
     def _body(self) -> Any:
@@ -190,8 +214,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             data = self.rfile.read(int(length))
         except TimeoutError:
-            raise HttpError(408, f"request body: {length} bytes were announced and not sent within "
-                                 f"{TIMEOUT_S} s") from None
+            raise HttpError(
+                408, f"request body: {length} bytes were announced and not sent within {TIMEOUT_S} s"
+            ) from None
         if len(data) < int(length):
             raise HttpError(400, f"request body: {length} bytes were announced; the client sent {len(data)}")
         if json_depth(data) > MAX_JSON_DEPTH:
@@ -282,8 +307,9 @@ class RatingServer:
         self.app.catalog.start()  # refreshed in the background, never inside a request
         self.app.sync.start()  # first drains what an earlier, killed server left for MLflow
         self.app.pairs.start()
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(POLL_S,), name="qeuopt-rate",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(POLL_S,), name="qeuopt-rate", daemon=True
+        )
         self._thread.start()
         return self
 

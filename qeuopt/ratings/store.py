@@ -72,8 +72,10 @@ def check_rating(value: Any) -> int | None:
 
 def check_rater(name: Any) -> str:
     if not isinstance(name, str) or not RATER_RULE.match(name.strip()):
-        raise RatingError("`rater`: a name of 1-64 letters, digits, spaces or . _ - @ (starting with a letter "
-                          f"or digit) is allowed; given {name!r}")
+        raise RatingError(
+            "`rater`: a name of 1-64 letters, digits, spaces or . _ - @ (starting with a letter "
+            f"or digit) is allowed; given {name!r}"
+        )
     return name.strip()
 
 
@@ -119,11 +121,17 @@ class RatingStore:
 
     @staticmethod
     def _event(db, study, condition, image, rater, rating, action, at) -> int:
-        cursor = db.execute("INSERT INTO rating_events (study, condition, image, rater, rating, action, at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)", (study, condition, image, rater, rating, action, at))
+        cursor = db.execute(
+            "INSERT INTO rating_events (study, condition, image, rater, rating, action, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (study, condition, image, rater, rating, action, at),
+        )
         revision = cursor.lastrowid
-        db.execute("INSERT INTO mlflow_outbox VALUES (?, ?, ?) ON CONFLICT (study, condition) DO UPDATE SET"
-                   " revision = excluded.revision", (study, condition, revision))
+        db.execute(
+            "INSERT INTO mlflow_outbox VALUES (?, ?, ?) ON CONFLICT (study, condition) DO UPDATE SET"
+            " revision = excluded.revision",
+            (study, condition, revision),
+        )
         return revision
 
     def put(self, study: str, condition: int, image: int, rater: str, rating: int | str) -> int:
@@ -151,8 +159,10 @@ class RatingStore:
             for r in rows:
                 key = (r["study"], r["condition"], r["image"], r["rater"])
                 revision = self._event(db, *key, r["rating"], "import", r["updated_at"])
-                count += db.execute(UPSERT + " WHERE excluded.updated_at >= ratings.updated_at",
-                                    (*key, r["rating"], r["updated_at"], revision)).rowcount
+                count += db.execute(
+                    UPSERT + " WHERE excluded.updated_at >= ratings.updated_at",
+                    (*key, r["rating"], r["updated_at"], revision),
+                ).rowcount
         return count
 
     def rows(self, study: str, rater: str | None = None, condition: int | None = None) -> list[dict]:
@@ -166,8 +176,9 @@ class RatingStore:
         """The ratings of a study as pandas: one row per (condition, image, rater)."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows(study), columns=["study", "condition", "image", "rater", "rating",
-                                                       "updated_at", "revision"])
+        return pd.DataFrame(
+            self.rows(study), columns=["study", "condition", "image", "rater", "rating", "updated_at", "revision"]
+        )
 
     def revision(self, study: str) -> int:
         """Grows with every change of the study's ratings (for pollers)."""
@@ -175,14 +186,20 @@ class RatingStore:
         return found[0]["r"] or 0
 
     def outbox(self, study: str) -> list[tuple[int, int]]:
-        return [(r["condition"], r["revision"]) for r in
-                self._query("SELECT condition, revision FROM mlflow_outbox WHERE study = ? ORDER BY revision", (study,))]
+        return [
+            (r["condition"], r["revision"])
+            for r in self._query(
+                "SELECT condition, revision FROM mlflow_outbox WHERE study = ? ORDER BY revision", (study,)
+            )
+        ]
 
     def mark_synced(self, study: str, condition: int, revision: int) -> None:
         """Clear the outbox row unless a newer change arrived while MLflow was written."""
         with self._transaction() as db:
-            db.execute("DELETE FROM mlflow_outbox WHERE study = ? AND condition = ? AND revision <= ?",
-                       (study, condition, revision))
+            db.execute(
+                "DELETE FROM mlflow_outbox WHERE study = ? AND condition = ? AND revision <= ?",
+                (study, condition, revision),
+            )
 
     def forget_study(self, study: str) -> None:
         """Remove every rating, event and pending MLflow copy of a study (``run --fresh``)."""
@@ -236,12 +253,18 @@ def condition_scores(frame, clip: Mapping[int, float], weights: Mapping[str, flo
         raise RatingError(f"`weights`: keys {', '.join(WEIGHTS)} are allowed; given {sorted(unknown)}")
     rated = normalize_per_rater(frame)
     grouped = rated.groupby("condition")
-    scores = pd.DataFrame({"rating_mean": grouped["rating"].mean(), "rating_count": grouped["rating"].size(),
-                           "rating_z": grouped["z"].mean()})
+    scores = pd.DataFrame(
+        {
+            "rating_mean": grouped["rating"].mean(),
+            "rating_count": grouped["rating"].size(),
+            "rating_z": grouped["z"].mean(),
+        }
+    )
     scores = scores.join(pd.Series(clip, name="clip_mean", dtype=float), how="outer")
     scores["rating_count"] = scores["rating_count"].fillna(0).astype(int)
-    blend = (weights.get("rating", 0.0) * _standardize(scores["rating_z"].dropna())
-             + weights.get("clip", 0.0) * _standardize(scores["clip_mean"].dropna()))
+    blend = weights.get("rating", 0.0) * _standardize(scores["rating_z"].dropna()) + weights.get(
+        "clip", 0.0
+    ) * _standardize(scores["clip_mean"].dropna())
     scores["combined"] = blend.reindex(scores.index)
     scores.index.name = "condition"
     return scores
@@ -252,8 +275,16 @@ def write_ratings_csv(rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
     writer.writerow(CSV_COLUMNS)
     count = 0
     for r in rows:
-        writer.writerow([r["study"], r["condition"], r["image"], r["rater"],
-                         SKIP if r["rating"] is None else r["rating"], r["updated_at"]])
+        writer.writerow(
+            [
+                r["study"],
+                r["condition"],
+                r["image"],
+                r["rater"],
+                SKIP if r["rating"] is None else r["rating"],
+                r["updated_at"],
+            ]
+        )
         count += 1
     return count
 
@@ -263,8 +294,10 @@ def read_csv(source: TextIO, study: str, known: Mapping[int, int]) -> list[dict[
     reader = csv.DictReader(source)
     missing = [c for c in ("condition", "image", "rater", "rating") if c not in (reader.fieldnames or [])]
     if missing:
-        raise RatingError(f"ratings CSV: columns {', '.join(CSV_COLUMNS)} are expected (study and updated_at "
-                          f"optional); missing {', '.join(missing)}")
+        raise RatingError(
+            f"ratings CSV: columns {', '.join(CSV_COLUMNS)} are expected (study and updated_at "
+            f"optional); missing {', '.join(missing)}"
+        )
     rows, problems = [], []
     for row in reader:
         try:
@@ -281,8 +314,7 @@ def _check_cells(row: Mapping[str | None, Any], columns: int) -> None:
     """csv.DictReader files surplus cells under None and fills missing ones with None."""
     extra, given = row.get(None), sum(v is not None for k, v in row.items() if k is not None)
     if extra is not None or given < columns:
-        raise RatingError(f"row: {columns} cells (one per header column) are allowed; given "
-                          f"{given + len(extra or [])}")
+        raise RatingError(f"row: {columns} cells (one per header column) are allowed; given {given + len(extra or [])}")
 
 
 def _checked_row(row: Mapping[str, str], study: str, known: Mapping[int, int]) -> dict[str, Any]:
@@ -298,8 +330,14 @@ def _checked_row(row: Mapping[str, str], study: str, known: Mapping[int, int]) -
     except ValueError:
         raise RatingError(f"`updated_at`: an ISO 8601 time (or empty) is allowed; given {stamp!r}") from None
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return {"study": study, "condition": condition, "image": image, "rater": check_rater(row.get("rater")),
-            "rating": rating, "updated_at": when.astimezone(UTC).isoformat(timespec="microseconds")}
+    return {
+        "study": study,
+        "condition": condition,
+        "image": image,
+        "rater": check_rater(row.get("rater")),
+        "rating": rating,
+        "updated_at": when.astimezone(UTC).isoformat(timespec="microseconds"),
+    }
 
 
 def _integer(row: Mapping[str, str], name: str) -> int:

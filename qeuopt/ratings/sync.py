@@ -26,8 +26,13 @@ def summarize_condition(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     for r in rated:
         per_image.setdefault(r["image"], []).append(r["rating"])
     mean = sum(r["rating"] for r in rated) / len(rated) if rated else float("nan")
-    return {"per_image": {k: sum(v) / len(v) for k, v in sorted(per_image.items())}, "mean": mean,
-            "count": len(rated), "skips": len(rows) - len(rated), "raters": sorted({r["rater"] for r in rows})}
+    return {
+        "per_image": {k: sum(v) / len(v) for k, v in sorted(per_image.items())},
+        "mean": mean,
+        "count": len(rated),
+        "skips": len(rows) - len(rated),
+        "raters": sorted({r["rater"] for r in rows}),
+    }
 
 
 def sync_outbox(store, tracker, study: str, run_ids: Mapping[int, str]) -> int:

@@ -43,11 +43,22 @@ def sampler_name(scheduler: str) -> str:
 def generation_fields(spec, setting: Mapping[str, Any]) -> dict[str, Any]:
     """Everything needed to generate ``setting`` again, by name."""
     gen = spec.settings_for(setting)
-    fields = {"prompt": spec.prompt.render(setting), "negative_prompt": spec.prompt.negative,
-              "model": gen.model, "mode": gen.mode, "init_image": gen.init_image if gen.mode == "img2img" else "",
-              "steps": gen.steps, "guidance": gen.guidance, "strength": gen.strength, "seed": gen.seed,
-              "width": gen.width, "height": gen.height, "scheduler": gen.scheduler,
-              "sampler": sampler_name(gen.scheduler), "images": gen.images_per_condition}
+    fields = {
+        "prompt": spec.prompt.render(setting),
+        "negative_prompt": spec.prompt.negative,
+        "model": gen.model,
+        "mode": gen.mode,
+        "init_image": gen.init_image if gen.mode == "img2img" else "",
+        "steps": gen.steps,
+        "guidance": gen.guidance,
+        "strength": gen.strength,
+        "seed": gen.seed,
+        "width": gen.width,
+        "height": gen.height,
+        "scheduler": gen.scheduler,
+        "sampler": sampler_name(gen.scheduler),
+        "images": gen.images_per_condition,
+    }
     if gen.mode != "img2img":  # txt2img has no denoising strength: a value here would mislead
         del fields["strength"]
     return fields
@@ -80,8 +91,13 @@ def write_settings_csv(rows: Sequence[Mapping[str, Any]], out: TextIO) -> None:
 
 
 def write_json(rows: Sequence[Mapping[str, Any]], out: TextIO, study: str, response: str) -> None:
-    json.dump({"study": study, "response": response, "settings": list(rows)}, out, indent=2,
-              ensure_ascii=False, allow_nan=False)
+    json.dump(
+        {"study": study, "response": response, "settings": list(rows)},
+        out,
+        indent=2,
+        ensure_ascii=False,
+        allow_nan=False,
+    )
     out.write("\n")
 
 
@@ -90,8 +106,9 @@ def a1111_line(row: Mapping[str, Any], denoising_strength: bool = False) -> str:
     return job_line(row, row.get("sampler", ""), denoising_strength)
 
 
-def a1111_files(rows: Iterable[Mapping[str, Any]], spec=None, version: str = "1.9",
-                denoising_strength: bool = False) -> dict[str, list[str]]:
+def a1111_files(
+    rows: Iterable[Mapping[str, Any]], spec=None, version: str = "1.9", denoising_strength: bool = False
+) -> dict[str, list[str]]:
     """{file tag: lines} (see :func:`qeuopt.generate.prompts_file.group_rows`)."""
     if spec is None:
         return group_rows(rows, version, denoising_strength)
@@ -99,8 +116,9 @@ def a1111_files(rows: Iterable[Mapping[str, Any]], spec=None, version: str = "1.
     return group_rows(rows, version, denoising_strength, default, spec_notes(spec))
 
 
-def write_a1111(rows: Iterable[Mapping[str, Any]], out: TextIO, denoising_strength: bool = False,
-                spec=None, version: str = "1.9") -> None:
+def write_a1111(
+    rows: Iterable[Mapping[str, Any]], out: TextIO, denoising_strength: bool = False, spec=None, version: str = "1.9"
+) -> None:
     """Every file's lines, one after the other, each file's header comment first."""
     for lines in a1111_files(rows, spec, version, denoising_strength).values():
         out.write("\n".join(lines) + "\n")
@@ -135,10 +153,19 @@ def _rank_study(study, response, top, pair, diverse=True):
     return ranked, response, conditions
 
 
-def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, top: int = 20,
-                    response: str | None = None, pair: Any = "auto", seeds: int = 1,
-                    denoising_strength: bool = False, a1111_version: str = "1.9",
-                    diverse: bool = True) -> str | Path | list[Path]:
+def export_settings(
+    study,
+    fmt: str,
+    out: TextIO | str | Path | None = None,
+    *,
+    top: int = 20,
+    response: str | None = None,
+    pair: Any = "auto",
+    seeds: int = 1,
+    denoising_strength: bool = False,
+    a1111_version: str = "1.9",
+    diverse: bool = True,
+) -> str | Path | list[Path]:
     """Rank, then write ``fmt``: to ``out`` (a stream or a path), else return the text.
     The ``study`` format always writes a file (default ``<study>_top<N>.toml`` beside it).
     ``a1111`` to a path writes one file per strength and schedule type when the settings
@@ -164,8 +191,10 @@ def export_settings(study, fmt: str, out: TextIO | str | Path | None = None, *, 
 def _deliver_a1111(files: Mapping[str, list[str]], out: Path) -> Path | list[Path]:
     if len(files) == 1:
         return _deliver("\n".join(next(iter(files.values()))) + "\n", out)
-    return [_deliver("\n".join(lines) + "\n", out.with_name(f"{out.stem}_{tag}{out.suffix}"))
-            for tag, lines in files.items()]
+    return [
+        _deliver("\n".join(lines) + "\n", out.with_name(f"{out.stem}_{tag}{out.suffix}"))
+        for tag, lines in files.items()
+    ]
 
 
 def _export_study(study, rows, out, top: int, seeds: int, last_base_seed: int) -> Path:
@@ -173,8 +202,9 @@ def _export_study(study, rows, out, top: int, seeds: int, last_base_seed: int) -
     path = Path(out) if isinstance(out, (str, Path)) else Path(spec.base_dir) / f"{spec.name}_top{top}.toml"
     new_seeds = fresh_seeds(spec, last_base_seed, seeds)
     settings = [{n: row[n] for n in spec.space.names} for row in rows]
-    data, header = confirmation_study(spec, settings, name=f"{spec.name}_top{top}", seeds=new_seeds,
-                                      out_dir=path.parent)
+    data, header = confirmation_study(
+        spec, settings, name=f"{spec.name}_top{top}", seeds=new_seeds, out_dir=path.parent
+    )
     return write_study_toml(data, header, path)
 
 

@@ -24,8 +24,18 @@ __all__ = ["SettingModel", "rank"]
 
 
 # -------------------------------------------------------------------------------- rank
-def rank(levels: Mapping[str, Sequence], observations: pd.DataFrame, response: str, *, top: int = 20,
-         pair="auto", model=None, random_state: int = 0, diverse: bool = True, level: float = 0.9) -> pd.DataFrame:
+def rank(
+    levels: Mapping[str, Sequence],
+    observations: pd.DataFrame,
+    response: str,
+    *,
+    top: int = 20,
+    pair="auto",
+    model=None,
+    random_state: int = 0,
+    diverse: bool = True,
+    level: float = 0.9,
+) -> pd.DataFrame:
     """The ``top`` settings by predicted score, tried or not.
 
     ``observations``: one row per observation (replicates/seeds allowed) with a column per
@@ -62,9 +72,12 @@ def rank(levels: Mapping[str, Sequence], observations: pd.DataFrame, response: s
     best.insert(len(names) + 2, "upper", upper)
     best.insert(len(names) + 3, "support", condition_support(data[names], best[names]))
     ranked = _join_observed(best, data, names, response)
-    ranked.attrs.update(model=getattr(fitted, "chosen_", type(fitted).__name__),
-                        reason=getattr(fitted, "reason_", "a model given by the caller"),
-                        cv_rmse=dict(getattr(fitted, "cv_rmse_", {})), diverse_by=list(keys))
+    ranked.attrs.update(
+        model=getattr(fitted, "chosen_", type(fitted).__name__),
+        reason=getattr(fitted, "reason_", "a model given by the caller"),
+        cv_rmse=dict(getattr(fitted, "cv_rmse_", {})),
+        diverse_by=list(keys),
+    )
     return ranked
 
 
@@ -77,8 +90,9 @@ def _default_model(levels, pair, random_state: int):
         candidates = CANDIDATES
     else:
         candidates = ("pair",)  # named by the user: used, and its error still reported
-    return ModelSelector(candidates, pair="auto" if pair is None else pair, levels=dict(levels),
-                         random_state=random_state)
+    return ModelSelector(
+        candidates, pair="auto" if pair is None else pair, levels=dict(levels), random_state=random_state
+    )
 
 
 def diversity_factors(levels: Mapping[str, Sequence], pair="auto") -> list[str]:
@@ -138,8 +152,7 @@ def _with_observed(candidates: pd.DataFrame, observed: pd.DataFrame) -> pd.DataF
     extra = [row for row in map(tuple, observed.drop_duplicates().itertuples(index=False)) if row not in keys]
     if not extra:
         return candidates
-    return pd.concat([candidates, pd.DataFrame(extra, columns=candidates.columns, dtype=object)],
-                     ignore_index=True)
+    return pd.concat([candidates, pd.DataFrame(extra, columns=candidates.columns, dtype=object)], ignore_index=True)
 
 
 def _join_observed(table: pd.DataFrame, data: pd.DataFrame, names: list[str], response: str) -> pd.DataFrame:

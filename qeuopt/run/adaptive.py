@@ -72,7 +72,7 @@ def run_adaptive(runner, budget: int, rng: np.random.Generator) -> None:
     first = first_round_size(runner.levels, budget)
     if len(runner.records) < first:
         rows = spread_rows(runner.levels, first, rng)
-        runner.run_rows(rows[len(runner.records):], 1)
+        runner.run_rows(rows[len(runner.records) :], 1)
     round_number = 1
     while len(runner.records) < budget:
         round_number += 1

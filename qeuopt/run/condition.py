@@ -29,8 +29,9 @@ CHART_SIDE = 256
 class Generator(Protocol):
     model: str
 
-    def generate(self, prompt: str, negative: str, settings: GenerationSettings,
-                 seeds: Sequence[int], init_image=None) -> list: ...
+    def generate(
+        self, prompt: str, negative: str, settings: GenerationSettings, seeds: Sequence[int], init_image=None
+    ) -> list: ...
 
     def sampler_label(self, scheduler: str) -> str: ...
 
@@ -102,23 +103,32 @@ def seeds_for(settings: GenerationSettings) -> list[int]:
     return [int(settings.seed) + k for k in range(settings.images_per_condition)]
 
 
-def a1111_fields(settings: GenerationSettings, seed: int, generator, prompt: str = "",
-                 spec: StudySpec | None = None) -> dict[str, Any]:
+def a1111_fields(
+    settings: GenerationSettings, seed: int, generator, prompt: str = "", spec: StudySpec | None = None
+) -> dict[str, Any]:
     """A1111's settings line for one image (see :mod:`qeuopt.generate.infotext`)."""
     from qeuopt.config.prompt_syntax import split_loras
     from qeuopt.generate.infotext import fields, lora_hash, qeuopt_version
 
     pair = getattr(generator, "a1111_sampler", None)
-    sampler, schedule = pair(settings.scheduler) if pair else (generator.sampler_label(settings.scheduler),
-                                                                "Automatic")
+    sampler, schedule = pair(settings.scheduler) if pair else (generator.sampler_label(settings.scheduler), "Automatic")
     loras = spec.loras if spec is not None and spec.prompt.syntax == "a1111" else {}
     used = [name for name in split_loras(prompt)[1] if name in loras]
     hashes = {name: lora_hash(Path(spec.base_dir) / Path(loras[name]).expanduser()) for name in used}
-    return fields(steps=settings.steps, sampler=sampler, schedule=schedule, guidance=settings.guidance, seed=seed,
-                  width=settings.width, height=settings.height, model=generator.model,
-                  model_hash=getattr(generator, "model_hash", None),
-                  strength=settings.strength if settings.mode == "img2img" else None,
-                  lora_hashes=hashes, version=qeuopt_version())
+    return fields(
+        steps=settings.steps,
+        sampler=sampler,
+        schedule=schedule,
+        guidance=settings.guidance,
+        seed=seed,
+        width=settings.width,
+        height=settings.height,
+        model=generator.model,
+        model_hash=getattr(generator, "model_hash", None),
+        strength=settings.strength if settings.mode == "img2img" else None,
+        lora_hashes=hashes,
+        version=qeuopt_version(),
+    )
 
 
 def scoring_text(spec: StudySpec, values, prompt: str) -> str:
@@ -137,8 +147,9 @@ class ConditionRunner:
     and artifacts are written on a :class:`~qeuopt.run.writer.Writer` meanwhile (unless
     ``tracking.overlap_logging`` is off), so the GPU starts the next grid at once."""
 
-    def __init__(self, spec: StudySpec, generator: Generator, scorer: Scorer, tracker, parent_run: str,
-                 init_image=None):
+    def __init__(
+        self, spec: StudySpec, generator: Generator, scorer: Scorer, tracker, parent_run: str, init_image=None
+    ):
         self.spec, self.generator, self.scorer, self.tracker = spec, generator, scorer, tracker
         self.parent_run, self.init_image = parent_run, init_image
         self.timings = Timings()
@@ -184,6 +195,7 @@ class ConditionRunner:
         attributes ``mlflow_run_id`` and ``mlflow_run_url``, and, where optuna-dashboard is
         installed, a trial note whose Markdown link opens the run (user attributes show as
         plain text there)."""
+
         def created(run_id: str) -> None:
             url = f"{self.spec.tracking.mlflow_ui.rstrip('/')}/#/experiments/{self.tracker.experiment_id}/runs/{run_id}"
             trial.set_user_attr("mlflow_run_id", run_id)
@@ -193,10 +205,12 @@ class ConditionRunner:
             except ImportError:
                 return
             save_note(trial, f"MLflow run: [{run_id}]({url})")
+
         return created
 
     def _write(self, job: FilesJob, pixels, run_id: str, scores, values, stages) -> None:
         """Files, then artifacts, then the run is FINISHED: inline, or on the writer."""
+
         def work(encoders=None):
             begin = time.perf_counter()
             folder = write_files(job, pixels, encoders)
@@ -227,27 +241,53 @@ class ConditionRunner:
             writer.close()
 
     def _files_job(self, final: Path, condition, settings, prompt, seeds, scores) -> FilesJob:
-        texts = [format_parameters(prompt, self.spec.prompt.negative,
-                                   a1111_fields(settings, seed, self.generator, prompt, self.spec)) for seed in seeds]
+        texts = [
+            format_parameters(
+                prompt, self.spec.prompt.negative, a1111_fields(settings, seed, self.generator, prompt, self.spec)
+            )
+            for seed in seeds
+        ]
         header = [f"#{condition.number}"] + [f"{k} = {v}" for k, v in condition.values.items()]
-        return FilesJob(str(final), [image_name(k, seed) for k, seed in enumerate(seeds)], texts,
-                        list(settings.grid), header, grid_captions(seeds, scores))
+        return FilesJob(
+            str(final),
+            [image_name(k, seed) for k, seed in enumerate(seeds)],
+            texts,
+            list(settings.grid),
+            header,
+            grid_captions(seeds, scores),
+        )
 
     def _start_run(self, condition, settings, prompt, text, scores, summary, folder, on_run_created) -> str:
         """The run with its params, metrics and folder tag: one create and one batch."""
         spec = self.spec
-        params = {**{f"factor.{k}": v for k, v in condition.values.items()},
-                  "prompt": prompt, "negative_prompt": spec.prompt.negative, "mode": settings.mode,
-                  "steps": settings.steps, "guidance": settings.guidance, "strength": settings.strength,
-                  "seed": settings.seed, "size": f"{settings.width}x{settings.height}",
-                  "scheduler": settings.scheduler, "model": spec.generation.model,
-                  "prompt_syntax": spec.prompt.syntax, "scoring_text": text}
+        params = {
+            **{f"factor.{k}": v for k, v in condition.values.items()},
+            "prompt": prompt,
+            "negative_prompt": spec.prompt.negative,
+            "mode": settings.mode,
+            "steps": settings.steps,
+            "guidance": settings.guidance,
+            "strength": settings.strength,
+            "seed": settings.seed,
+            "size": f"{settings.width}x{settings.height}",
+            "scheduler": settings.scheduler,
+            "model": spec.generation.model,
+            "prompt_syntax": spec.prompt.syntax,
+            "scoring_text": text,
+        }
         metrics = {f"clip_{k}": v for k, v in summary.items()}
         metrics.update({f"clip_image_{k:02d}": s for k, s in enumerate(scores)})
         metrics.update(numeric_params(params))  # MLflow sorts params as text: numbers go in as metrics too
         name = f"c{condition.number:03d} " + " | ".join(str(v) for v in condition.values.values())
-        run_id = self.tracker.condition_run(self.parent_run, spec.name, condition.number, name[:250], params,
-                                            metrics=metrics, tags={FOLDER_TAG: str(folder.resolve())})
+        run_id = self.tracker.condition_run(
+            self.parent_run,
+            spec.name,
+            condition.number,
+            name[:250],
+            params,
+            metrics=metrics,
+            tags={FOLDER_TAG: str(folder.resolve())},
+        )
         if on_run_created:
             on_run_created(run_id)
         return run_id
@@ -255,8 +295,11 @@ class ConditionRunner:
 
 def numeric_params(params) -> dict[str, float]:
     """The numeric params (not bools), to be logged as metrics of the same name."""
-    return {k: float(v) for k, v in params.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+    return {
+        k: float(v)
+        for k, v in params.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
 
 
 def chart_grid(folder: Path, files: Sequence[Path]):
@@ -282,8 +325,14 @@ def upload_condition(tracker, run_id: str, folder: Path, scores, values) -> None
     tracker.log_files(run_id, [folder / GRID_FILE])
     tracker.log_chart(run_id, chart_grid(folder, files))  # MLflow's image chart: small, no header text
     seeds = [parse_image_name(f.name)[1] for f in files]
-    table = pd.DataFrame({"image": [f.name for f in files], "seed": seeds, "clip_cosine": list(scores),
-                          **{k: [v] * len(files) for k, v in values.items()}})
+    table = pd.DataFrame(
+        {
+            "image": [f.name for f in files],
+            "seed": seeds,
+            "clip_cosine": list(scores),
+            **{k: [v] * len(files) for k, v in values.items()},
+        }
+    )
     tracker.log_table(run_id, table, "images_table.json")
     tracker.finish(run_id)
 

@@ -21,17 +21,30 @@ from qeuopt.errors import StudyError
 
 ATTR = "qeuopt.fingerprint"
 # Settings that change speed or memory, not images: editing them is fine.
-RUNTIME_ONLY = ("device", "dtype", "compile", "channels_last", "attention_slicing", "vae_slicing", "vae_tiling",
-                "allow_pickle")
+RUNTIME_ONLY = (
+    "device",
+    "dtype",
+    "compile",
+    "channels_last",
+    "attention_slicing",
+    "vae_slicing",
+    "vae_tiling",
+    "allow_pickle",
+)
 
 
 def fingerprint(spec) -> dict[str, Any]:
     """What defines a study's conditions, as plain JSON data (1, 1.0 and True stay apart)."""
-    generation = {k: v for k, v in asdict(spec.generation).items()
-                  if k not in RUNTIME_ONLY and k not in spec.space.names}
-    data = {"factors": {f.name: list(f.levels) for f in spec.space.factors},
-            "design": {"kind": spec.design.kind, "objective": spec.design.objective},
-            "prompt": asdict(spec.prompt), "generation": generation, "scoring": asdict(spec.scoring)}
+    generation = {
+        k: v for k, v in asdict(spec.generation).items() if k not in RUNTIME_ONLY and k not in spec.space.names
+    }
+    data = {
+        "factors": {f.name: list(f.levels) for f in spec.space.factors},
+        "design": {"kind": spec.design.kind, "objective": spec.design.objective},
+        "prompt": asdict(spec.prompt),
+        "generation": generation,
+        "scoring": asdict(spec.scoring),
+    }
     return json.loads(json.dumps(data))
 
 
@@ -46,11 +59,16 @@ def check_unchanged(optuna_study, spec) -> None:
     if not changes:
         optuna_study.set_user_attr(ATTR, current)
         return
-    raise StudyError(changes + [
-        f"study {spec.name!r} already ran with the earlier settings, and mixing the two would make its "
-        f"results meaningless; to keep them, give the changed study a new `name`; to start over, run "
-        f"`qeuopt run --fresh` (it deletes the study's trials, condition folders and runs, and saves its "
-        f"ratings to a CSV first)"], spec.name)
+    raise StudyError(
+        changes
+        + [
+            f"study {spec.name!r} already ran with the earlier settings, and mixing the two would make its "
+            f"results meaningless; to keep them, give the changed study a new `name`; to start over, run "
+            f"`qeuopt run --fresh` (it deletes the study's trials, condition folders and runs, and saves its "
+            f"ratings to a CSV first)"
+        ],
+        spec.name,
+    )
 
 
 def _diff(stored: dict, current: dict) -> list[str]:
@@ -79,8 +97,9 @@ def _changes_from_trials(optuna_study, spec) -> list[str]:
             if name not in levels:
                 changes.append(f"`factors.{name}`: removed; it had levels {choices!r}")
             elif json.dumps(choices) != json.dumps(levels[name]):
-                changes.append(f"`factors.{name}`: levels were {choices!r} when the study first ran; "
-                               f"now {levels[name]!r}")
+                changes.append(
+                    f"`factors.{name}`: levels were {choices!r} when the study first ran; now {levels[name]!r}"
+                )
     if seen:
         changes += [f"`factors.{name}`: added; now {levels[name]!r}" for name in levels if name not in seen]
     return changes

@@ -72,10 +72,18 @@ class TrialLoop:
     study's cross-process lock. ``on_fail(frozen_trial)``: the caller's clean-up.
     ``total``: say a line per condition run, out of this many (None: silent)."""
 
-    def __init__(self, study, levels: Mapping[str, Sequence], rows: list[dict] | None = None,
-                 budget: int | None = None, lock: Callable = nullcontext,
-                 on_fail: Callable | None = None, say: Callable[[str], None] | None = None,
-                 total: int | None = None, suggest: Callable | None = None):
+    def __init__(
+        self,
+        study,
+        levels: Mapping[str, Sequence],
+        rows: list[dict] | None = None,
+        budget: int | None = None,
+        lock: Callable = nullcontext,
+        on_fail: Callable | None = None,
+        say: Callable[[str], None] | None = None,
+        total: int | None = None,
+        suggest: Callable | None = None,
+    ):
         self.study, self.levels, self.rows, self.budget = study, levels, rows, budget
         self.suggest = suggest  # trial, levels -> condition; default: categorical suggestions
         self.lock, self.on_fail, self.total = lock, on_fail, total
@@ -111,8 +119,9 @@ class TrialLoop:
             if not self._candidates:
                 if fresh:
                     return None
-                self._candidates = [t._trial_id for t in self.study.get_trials(
-                    deepcopy=False, states=(TrialState.WAITING,))]
+                self._candidates = [
+                    t._trial_id for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                ]
                 fresh = True
                 continue
             trial_id = self._candidates.pop(0)
@@ -131,8 +140,11 @@ class TrialLoop:
         from optuna.trial import TrialState
 
         with self.lock():
-            slots = len(self.study.get_trials(deepcopy=False, states=(
-                TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)))
+            slots = len(
+                self.study.get_trials(
+                    deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+                )
+            )
             if self.budget is not None and slots >= self.budget:
                 return None
             with warnings.catch_warnings():  # Optuna warns that ask() sends no heartbeat: we send it
@@ -169,15 +181,18 @@ class TrialLoop:
             self.fail(trial.number)
             raise
         if result is not None and result.state != TrialState.COMPLETE:
-            self.say(f"c{trial.number:03d}: the other workers took it as dead (heartbeat late by more than "
-                     "the grace period) and queued it again; this result is dropped")
+            self.say(
+                f"c{trial.number:03d}: the other workers took it as dead (heartbeat late by more than "
+                "the grace period) and queued it again; this result is dropped"
+            )
             if self.on_fail is not None:
                 self.on_fail(result)
             return result
         self.ran += 1
         if result is not None and self.total:
-            self.say(f"c{trial.number:03d} done ({result.value:.4f}), {self.ran} by this worker, "
-                     f"{self.total} in the study")
+            self.say(
+                f"c{trial.number:03d} done ({result.value:.4f}), {self.ran} by this worker, {self.total} in the study"
+            )
         return result
 
     def next(self, work: Callable[[dict, Any], Any]):
@@ -241,8 +256,10 @@ class TrialLoop:
                     self.study.enqueue_trial(row, skip_if_exists=False)
                 trials = self.study.get_trials(deepcopy=False)
         for trial in failed:
-            self.say(f"c{trial.number:03d}: its worker ({owner(trial).get('host')} pid "
-                     f"{owner(trial).get('pid')}) died; the condition is queued again")
+            self.say(
+                f"c{trial.number:03d}: its worker ({owner(trial).get('host')} pid "
+                f"{owner(trial).get('pid')}) died; the condition is queued again"
+            )
             if self.on_fail is not None:
                 self.on_fail(trial)
         return self._state(trials)
@@ -256,9 +273,16 @@ class TrialLoop:
             used = counts[TrialState.COMPLETE] + counts[TrialState.RUNNING] + counts[TrialState.WAITING]
             open_ += max(0, self.budget - used)
         now = time.time()
-        held = tuple(Held(t.number, owner(t).get("host", "?"), owner(t).get("pid"),
-                          now - t.datetime_start.timestamp() if t.datetime_start else math.nan)
-                     for t in trials if t.state == TrialState.RUNNING and not t.user_attrs.get(STEERED))
+        held = tuple(
+            Held(
+                t.number,
+                owner(t).get("host", "?"),
+                owner(t).get("pid"),
+                now - t.datetime_start.timestamp() if t.datetime_start else math.nan,
+            )
+            for t in trials
+            if t.state == TrialState.RUNNING and not t.user_attrs.get(STEERED)
+        )
         return QueueState(open_, held)
 
     # -- the whole queue -----------------------------------------------------------------
@@ -289,8 +313,11 @@ class TrialLoop:
                 return state
             if time.monotonic() - said >= SAY_EVERY_S:
                 said = time.monotonic()
-                self.say(f"waiting for {len(state.held)} condition(s) held by other workers: "
-                         + "; ".join(map(str, state.held[:5])) + (" ..." if len(state.held) > 5 else ""))
+                self.say(
+                    f"waiting for {len(state.held)} condition(s) held by other workers: "
+                    + "; ".join(map(str, state.held[:5]))
+                    + (" ..." if len(state.held) > 5 else "")
+                )
             time.sleep(POLL_S)
 
     def _peek(self) -> QueueState:

@@ -79,21 +79,31 @@ def open_study(name: str, storage_url: str, sampler: str = "tpe", seed: int | No
     interval, grace = heartbeat_seconds()
     with store_errors(storage_url, "opening the Optuna storage"):
         if not create and not _has_tables(storage_url):
-            raise StoreError(f"{masked(storage_url)}: no study named {name!r} (no Optuna tables); run "
-                             "`qeuopt init STUDY` once (or `qeuopt run`) before starting workers")
+            raise StoreError(
+                f"{masked(storage_url)}: no study named {name!r} (no Optuna tables); run "
+                "`qeuopt init STUDY` once (or `qeuopt run`) before starting workers"
+            )
         with database_lock(storage_url, f"qeuopt.optuna.{name}") if create else nullcontext():
             with warnings.catch_warnings():  # heartbeats are marked experimental since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=interval, grace_period=grace,
-                                                     skip_table_creation=not create)
+                storage = optuna.storages.RDBStorage(
+                    storage_url, heartbeat_interval=interval, grace_period=grace, skip_table_creation=not create
+                )
             if create:
-                return optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(sampler, seed),
-                                           direction="maximize", load_if_exists=True)
+                return optuna.create_study(
+                    study_name=name,
+                    storage=storage,
+                    sampler=make_sampler(sampler, seed),
+                    direction="maximize",
+                    load_if_exists=True,
+                )
             try:
                 return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(sampler, seed))
             except KeyError:
-                raise StoreError(f"{masked(storage_url)}: no study named {name!r}; run `qeuopt init STUDY` "
-                                 "once (or `qeuopt run`) before starting workers") from None
+                raise StoreError(
+                    f"{masked(storage_url)}: no study named {name!r}; run `qeuopt init STUDY` "
+                    "once (or `qeuopt run`) before starting workers"
+                ) from None
 
 
 def _has_tables(storage_url: str) -> bool:

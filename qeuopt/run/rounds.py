@@ -73,9 +73,19 @@ class OptimizeResult:
     model: Any = None
 
 
-def optimize(factors: Mapping[str, Sequence], evaluate: Callable[[dict], float], *, budget: int,
-             strategy: str = "auto", seed: int = 0, direction: str = "maximize", recommend: str = "auto",
-             storage=None, study_name: str | None = None, with_trial: bool = False) -> OptimizeResult:
+def optimize(
+    factors: Mapping[str, Sequence],
+    evaluate: Callable[[dict], float],
+    *,
+    budget: int,
+    strategy: str = "auto",
+    seed: int = 0,
+    direction: str = "maximize",
+    recommend: str = "auto",
+    storage=None,
+    study_name: str | None = None,
+    with_trial: bool = False,
+) -> OptimizeResult:
     """Spend at most ``budget`` calls of ``evaluate(condition) -> float`` to find the best
     setting of ``factors`` (name -> list of levels); see the module docstring.
 
@@ -91,8 +101,9 @@ def optimize(factors: Mapping[str, Sequence], evaluate: Callable[[dict], float],
     call = evaluate if with_trial else (lambda condition, trial: evaluate(condition))
     study = _open_study(resolved, seed, direction, storage, study_name, levels, budget)
     # "oa" and "full" keep categorical suggestions: studies stored by earlier versions resume
-    runner = _Runner(levels, call, study, sign=1.0 if direction == "maximize" else -1.0,
-                     numeric=resolved in ("auto", *SAMPLERS))
+    runner = _Runner(
+        levels, call, study, sign=1.0 if direction == "maximize" else -1.0, numeric=resolved in ("auto", *SAMPLERS)
+    )
     if resolved in SAMPLERS:
         runner.sample(budget - len(runner.records))
     elif resolved == "full":
@@ -117,8 +128,10 @@ def _check_factors(factors) -> dict[str, list]:
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
             raise InputError(f"`factors.{name}`: a non-empty list of levels is needed; given {values!r}")
         if duplicate_levels(values):
-            raise InputError(f"`factors.{name}`: levels must be distinct; given {list(values)}, "
-                              f"repeating {duplicate_levels(values)!r}")
+            raise InputError(
+                f"`factors.{name}`: levels must be distinct; given {list(values)}, "
+                f"repeating {duplicate_levels(values)!r}"
+            )
         levels[name] = list(values)
     return levels
 
@@ -132,8 +145,10 @@ def _check_budget(budget, strategy: str, grid: int) -> None:
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise InputError(f"`budget`: an int >= 1 (evaluations) is needed; given {budget!r}")
     if strategy == "full" and budget < grid:
-        raise InputError(f"`budget`: strategy 'full' evaluates all {grid} combinations, so a budget "
-                          f">= {grid} is needed; given {budget}. Use 'oa' or 'auto' for a smaller budget")
+        raise InputError(
+            f"`budget`: strategy 'full' evaluates all {grid} combinations, so a budget "
+            f">= {grid} is needed; given {budget}. Use 'oa' or 'auto' for a smaller budget"
+        )
 
 
 # ---------------------------------------------------------------------- the study
@@ -148,8 +163,13 @@ def _open_study(strategy: str, seed: int, direction: str, storage, study_name, l
         sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=first_round_size(levels, budget))
     else:  # enqueued rows ignore the sampler, so designed strategies only need a cheap one
         sampler = make_sampler(strategy if strategy in SAMPLERS else "random", seed)
-    return optuna.create_study(storage=storage, study_name=study_name, sampler=sampler,
-                               direction=direction, load_if_exists=study_name is not None)
+    return optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        sampler=sampler,
+        direction=direction,
+        load_if_exists=study_name is not None,
+    )
 
 
 class _Runner:
@@ -172,8 +192,7 @@ class _Runner:
     def _done_trials(self):
         from optuna.trial import TrialState
 
-        return sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                      key=lambda t: t.number)
+        return sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
 
     def _record(self, trial, round_number: int) -> dict:
         condition = {name: find_level(name, values, trial.params[name]) for name, values in self.levels.items()}
@@ -204,9 +223,14 @@ class _Runner:
             return pd.Series([record[name] for record in self.records], dtype=dtype)
 
         # object columns keep the level objects (pandas would make int64 / its own str)
-        return pd.DataFrame({"trial": column("trial", int), "round": column("round", int),
-                             **{name: column(name, object) for name in self.levels},
-                             "value": column("value", float)})
+        return pd.DataFrame(
+            {
+                "trial": column("trial", int),
+                "round": column("round", int),
+                **{name: column(name, object) for name in self.levels},
+                "value": column("value", float),
+            }
+        )
 
     def best(self) -> dict[str, Any]:
         """The evaluated condition with the best mean value (replicates averaged)."""
@@ -246,8 +270,11 @@ class _Runner:
         predicted = model.predict(candidates)
         best = int(np.argmax(predicted))
         row = candidates.iloc[best]
-        return {name: find_level(name, self.levels[name], row[name]) for name in self.levels}, \
-            self.sign * float(predicted[best]), model
+        return (
+            {name: find_level(name, self.levels[name], row[name]) for name in self.levels},
+            self.sign * float(predicted[best]),
+            model,
+        )
 
 
 # ------------------------------------------------------------------------ oa rounds
@@ -257,7 +284,7 @@ def _run_rounds(runner: _Runner, budget: int, rng: np.random.Generator) -> None:
     round_number = 1
     if len(runner.records) < first:
         rows = spread_rows(runner.levels, first, rng)
-        runner.run_rows(rows[len(runner.records):], round_number)
+        runner.run_rows(rows[len(runner.records) :], round_number)
     while len(runner.records) < budget:
         round_number += 1
         size = min(budget - len(runner.records), max(1, math.ceil(budget * LATER_ROUND_SHARE)))

@@ -57,8 +57,11 @@ def advance(study, generator=None, scorer=None, batch: int | None = None, store=
     store = store or store_for(study.spec)
     try:
         told = tell_rated(study, opt, store)
-        run_ids = {t.number: t.user_attrs["mlflow_run_id"] for t in opt.get_trials(deepcopy=False)
-                   if "mlflow_run_id" in t.user_attrs}
+        run_ids = {
+            t.number: t.user_attrs["mlflow_run_id"]
+            for t in opt.get_trials(deepcopy=False)
+            if "mlflow_run_id" in t.user_attrs
+        }
         sync_outbox(store, tracker, study.name, run_ids)  # MLflow shows what was told
     finally:
         if own_store:
@@ -76,8 +79,9 @@ def advance(study, generator=None, scorer=None, batch: int | None = None, store=
     timings, generated = Timings(), []
     if count:
         generated, timings = _generate(study, loop, tracker, rows, count, generator, scorer)
-    return SteerStep(told, generated, [t.number for t in _awaiting(opt)], remaining - count,
-                     study._summary(opt, timings), timings)
+    return SteerStep(
+        told, generated, [t.number for t in _awaiting(opt)], remaining - count, study._summary(opt, timings), timings
+    )
 
 
 def _awaiting(opt) -> list:
@@ -134,8 +138,11 @@ def tell_rated(study, opt, store) -> dict[int, float | None]:
     frame = store.frame(study.name)
     scores = None
     if study.spec.design.objective == "combined":
-        clip = {t.number: sum(t.user_attrs["clip_scores"]) / len(t.user_attrs["clip_scores"])
-                for t in opt.get_trials(deepcopy=False) if t.user_attrs.get("clip_scores")}
+        clip = {
+            t.number: sum(t.user_attrs["clip_scores"]) / len(t.user_attrs["clip_scores"])
+            for t in opt.get_trials(deepcopy=False)
+            if t.user_attrs.get("clip_scores")
+        }
         scores = condition_scores(frame, clip)
     told = {}
     for trial in waiting:

@@ -33,8 +33,11 @@ def tell_preferred(study, opt, waiting, store) -> dict[int, float]:
     own = not isinstance(store, PreferenceStore)
     choices_store = PreferenceStore(store.path) if own else store
     try:
-        generated = [t for t in opt.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-                     if CLIP_SCORES_ATTR in t.user_attrs]
+        generated = [
+            t
+            for t in opt.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+            if CLIP_SCORES_ATTR in t.user_attrs
+        ]
         scores = preference_scores(choices_store.choices(study.name), [t.number for t in generated])
         told = {}
         for trial in waiting:

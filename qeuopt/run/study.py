@@ -1,8 +1,8 @@
 """A study: load and validate it, run its design through Optuna, resume where it stopped.
 
-    study = Study.from_file("studies/artist_pairs_l9.toml")
-    summary = study.run()            # generates only the conditions not yet complete
-    study.runs()                     # the condition runs in MLflow, as pandas
+study = Study.from_file("studies/artist_pairs_l9.toml")
+summary = study.run()            # generates only the conditions not yet complete
+study.runs()                     # the condition runs in MLflow, as pandas
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def name_objective(study, spec) -> None:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([name])
 
+
 OPTUNA_ENV, MLFLOW_ENV = "QEUOPT_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI"  # override the study file
 
 
@@ -55,8 +56,15 @@ class RunSummary:
 class Study:
     """A validated study plus the machinery to run it."""
 
-    def __init__(self, name: str, prompt: Mapping[str, Any], factors: Mapping[str, list], *,
-                 base_dir: str | Path = ".", **sections: Mapping[str, Any]):
+    def __init__(
+        self,
+        name: str,
+        prompt: Mapping[str, Any],
+        factors: Mapping[str, list],
+        *,
+        base_dir: str | Path = ".",
+        **sections: Mapping[str, Any],
+    ):
         data = {"name": name, "prompt": dict(prompt), "factors": dict(factors), **sections}
         self.spec = build_spec(data, base_dir=base_dir)
         self.use_stores(os.environ.get(OPTUNA_ENV), os.environ.get(MLFLOW_ENV))
@@ -112,8 +120,9 @@ class Study:
     def default_generator(self):
         from qeuopt.generate.diffusion import DiffusionGenerator
 
-        return DiffusionGenerator(self.spec.generation, base_dir=self.spec.base_dir,
-                                  syntax=self.spec.prompt.syntax, loras=self.spec.loras)
+        return DiffusionGenerator(
+            self.spec.generation, base_dir=self.spec.base_dir, syntax=self.spec.prompt.syntax, loras=self.spec.loras
+        )
 
     def default_scorer(self):
         from qeuopt.score.clip import ClipScorer
@@ -129,8 +138,9 @@ class Study:
             return image.convert("RGB")
 
     # -- running -------------------------------------------------------------------------
-    def run(self, generator=None, scorer=None, progress: bool = True, wait_s: float | None = None,
-            create: bool = True) -> RunSummary:
+    def run(
+        self, generator=None, scorer=None, progress: bool = True, wait_s: float | None = None, create: bool = True
+    ) -> RunSummary:
         """Run conditions of the design until every one is complete, alongside any other
         workers of the same study (see :mod:`qeuopt.run.loop`). ``wait_s``: how long to
         wait for rows other live workers hold (None: until they finish or die).
@@ -171,6 +181,7 @@ class Study:
     @staticmethod
     def _work(runner):
         """What a claimed trial does in a CLIP-scored study: run its condition, record it."""
+
         def work(values, trial) -> float:
             result = runner.run(Condition(trial.number, values), runner.link(trial))
             trial.set_user_attr("clip_scores", result.scores)
@@ -210,14 +221,22 @@ class Study:
         study, tracker = self.optuna_study(), self.tracker()
         state = self.loop(study, tracker, None, budget=0).resume()
         if state.held:
-            raise StoreError(f"`design.sampler` = 'oa' plans its rounds in one process, and another worker "
-                             f"runs {state.held[0]}; start one worker for this study")
+            raise StoreError(
+                f"`design.sampler` = 'oa' plans its rounds in one process, and another worker "
+                f"runs {state.held[0]}; start one worker for this study"
+            )
         self._repair(study, tracker)
         with self.runner(tracker, None, generator, scorer) as runner:
             work = self._work(runner)
-            result = optimize(self.spec.space.levels(), lambda values, trial: work(values, trial),
-                              budget=self.spec.design.trials, strategy="oa", study_name=self.name,
-                              with_trial=True, storage=self.optuna_url)
+            result = optimize(
+                self.spec.space.levels(),
+                lambda values, trial: work(values, trial),
+                budget=self.spec.design.trials,
+                strategy="oa",
+                study_name=self.name,
+                with_trial=True,
+                storage=self.optuna_url,
+            )
             tracker.log(runner.parent_run, tags={"qeuopt.recommended": repr(result.recommended)[:5000]})
         return replace(self._summary(study, runner.timings), recommended=result.recommended)
 
@@ -230,8 +249,14 @@ class Study:
         with self.lock():  # workers that start together find or make one parent run
             parent = tracker.study_run(self.name, self._parent_params(array_name(self.spec), rows))
         self.mlflow_view(tracker)
-        runner = ConditionRunner(self.spec, generator or self.default_generator(),
-                                 scorer or self.default_scorer(), tracker, parent, self.init_image())
+        runner = ConditionRunner(
+            self.spec,
+            generator or self.default_generator(),
+            scorer or self.default_scorer(),
+            tracker,
+            parent,
+            self.init_image(),
+        )
         status = "FAILED"
         try:
             yield runner
@@ -251,18 +276,30 @@ class Study:
 
     def _parent_params(self, array: str, rows) -> dict[str, Any]:
         gen = self.spec.generation
-        return {"design": self.spec.design.kind, "array": array, "conditions": len(rows) if rows else
-                self.spec.design.trials, "model": gen.model, "mode": gen.mode,
-                "grid": f"{gen.grid[0]}x{gen.grid[1]}", "template": self.spec.prompt.template,
-                "negative_prompt": self.spec.prompt.negative, "factors": ", ".join(self.spec.space.names)}
+        return {
+            "design": self.spec.design.kind,
+            "array": array,
+            "conditions": len(rows) if rows else self.spec.design.trials,
+            "model": gen.model,
+            "mode": gen.mode,
+            "grid": f"{gen.grid[0]}x{gen.grid[1]}",
+            "template": self.spec.prompt.template,
+            "negative_prompt": self.spec.prompt.negative,
+            "factors": ", ".join(self.spec.space.names),
+        }
 
     def _summary(self, study, timings: Timings) -> RunSummary:
         from optuna.trial import TrialState
 
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         best = max(complete, key=lambda t: t.value, default=None)
-        return RunSummary(timings.conditions, len(complete), best.value if best else None,
-                          dict(best.params) if best else None, timings)
+        return RunSummary(
+            timings.conditions,
+            len(complete),
+            best.value if best else None,
+            dict(best.params) if best else None,
+            timings,
+        )
 
     def _repair(self, study, tracker) -> None:
         """Finish what interrupted runs left: uploads of complete trials whose worker is
@@ -279,9 +316,12 @@ class Study:
                 if trial.user_attrs.get("mlflow_run_id"):
                     tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
             elif not uploading_elsewhere(trial) and not finish_cut_off_upload(tracker, trial):
-                print(f"qeuopt: c{trial.number:03d}: its images were written on {owner(trial).get('host')}"
-                      " and never reached MLflow; its scores stand, its run stays RUNNING until a rerun "
-                      "there uploads them", file=sys.stderr)
+                print(
+                    f"qeuopt: c{trial.number:03d}: its images were written on {owner(trial).get('host')}"
+                    " and never reached MLflow; its scores stand, its run stays RUNNING until a rerun "
+                    "there uploads them",
+                    file=sys.stderr,
+                )
 
     # -- results -------------------------------------------------------------------------
     def trials(self):
@@ -294,5 +334,3 @@ class Study:
     def runs(self):
         """MLflow's view: one row per condition run with params, metrics and tags."""
         return self.tracker().condition_runs(self.name)
-
-

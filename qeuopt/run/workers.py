@@ -51,5 +51,4 @@ def dead_here(trial) -> bool:
 def uploading_elsewhere(trial) -> bool:
     """Another live process on this host ran the trial and may still be uploading it."""
     worker = owner(trial)
-    return (worker.get("host") == host_name() and worker.get("pid") not in (None, os.getpid())
-            and not dead_here(trial))
+    return worker.get("host") == host_name() and worker.get("pid") not in (None, os.getpid()) and not dead_here(trial)

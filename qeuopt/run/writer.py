@@ -125,8 +125,7 @@ class Writer:
 
     def __init__(self, depth: int = 2, encoders: int | None = None):
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="qeuopt-write")
-        self.encoders = ThreadPoolExecutor(encoders or min(4, os.cpu_count() or 1),
-                                           thread_name_prefix="qeuopt-png")
+        self.encoders = ThreadPoolExecutor(encoders or min(4, os.cpu_count() or 1), thread_name_prefix="qeuopt-png")
         self._slots = threading.BoundedSemaphore(depth)
         self._futures: list = []
         self.waited = 0.0  # seconds the generating thread spent blocked on a full queue

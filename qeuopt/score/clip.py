@@ -72,7 +72,7 @@ class ClipScorer:
         size = (max(edge, round(height * scale)), max(edge, round(width * scale)))
         x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 255)
         top, left = (size[0] - crop[0]) // 2, (size[1] - crop[1]) // 2
-        x = x[..., top:top + crop[0], left:left + crop[1]] / 255.0
+        x = x[..., top : top + crop[0], left : left + crop[1]] / 255.0
         mean = torch.tensor(proc.image_mean, device=device).view(1, 3, 1, 1)
         std = torch.tensor(proc.image_std, device=device).view(1, 3, 1, 1)
         dtype = next(self.model.parameters()).dtype
@@ -95,8 +95,11 @@ class ClipScorer:
     def _warn_if_truncated(self, text: str) -> None:
         count = self.count_tokens(text)
         if count is not None and count > CLIP_MAX_TOKENS:
-            warnings.warn(f"CLIP reads {CLIP_MAX_TOKENS} tokens; this text has {count} and is truncated "
-                          f"for scoring: {text[:60]!r}...", stacklevel=3)
+            warnings.warn(
+                f"CLIP reads {CLIP_MAX_TOKENS} tokens; this text has {count} and is truncated "
+                f"for scoring: {text[:60]!r}...",
+                stacklevel=3,
+            )
 
 
 def load_clip(name: str, device: str | None):
@@ -118,5 +121,9 @@ def load_clip(name: str, device: str | None):
 def summarize(scores: Sequence[float]) -> dict[str, float]:
     """Per-condition aggregates of per-image scores."""
     values = np.asarray(scores, dtype=float)
-    return {"mean": float(values.mean()), "min": float(values.min()),
-            "max": float(values.max()), "std": float(values.std(ddof=0))}
+    return {
+        "mean": float(values.mean()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "std": float(values.std(ddof=0)),
+    }

@@ -27,8 +27,9 @@ class FakeGenerator:
         self.fail_after, self.seconds = fail_after, seconds
         self.calls: list[tuple[str, list[int]]] = []
 
-    def generate(self, prompt: str, negative: str, settings: GenerationSettings,
-                 seeds: Sequence[int], init_image=None) -> list[Image.Image]:
+    def generate(
+        self, prompt: str, negative: str, settings: GenerationSettings, seeds: Sequence[int], init_image=None
+    ) -> list[Image.Image]:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise RuntimeError(f"fake generator stopped after {self.fail_after} conditions")
         self.calls.append((prompt, list(seeds)))

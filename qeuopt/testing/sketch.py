@@ -34,8 +34,9 @@ def _draw_sun(pen, cx: float, cy: float, r: float, line: int) -> None:
     pen.ellipse([cx - r, cy - r, cx + r, cy + r], outline="black", width=line)
     for k in range(8):  # short rays around the disc
         dx, dy = math.cos(k * math.pi / 4), math.sin(k * math.pi / 4)
-        pen.line([(cx + 1.4 * r * dx, cy + 1.4 * r * dy), (cx + 1.9 * r * dx, cy + 1.9 * r * dy)],
-                 fill="black", width=line)
+        pen.line(
+            [(cx + 1.4 * r * dx, cy + 1.4 * r * dy), (cx + 1.9 * r * dx, cy + 1.9 * r * dy)], fill="black", width=line
+        )
 
 
 def _draw_sea(pen, width: int, height: int, line: int, keep_clear: float) -> None:
@@ -54,11 +55,10 @@ def _draw_stick_figure(pen, cx: float, height: int, line: int) -> None:
     """A figure facing the viewer: head against the sky, feet on the sand."""
     unit, head_y = height / 12, height * 0.36
     neck_y, hip_y, feet_y = head_y + unit * 0.6, height * 0.62, height * 0.9
-    pen.ellipse([cx - unit * 0.6, head_y - unit * 0.6, cx + unit * 0.6, head_y + unit * 0.6],
-                outline="black", width=line)
+    pen.ellipse(
+        [cx - unit * 0.6, head_y - unit * 0.6, cx + unit * 0.6, head_y + unit * 0.6], outline="black", width=line
+    )
     pen.line([(cx, neck_y), (cx, hip_y)], fill="black", width=line)
-    arms = [(cx - unit * 1.2, neck_y + unit * 1.6), (cx, neck_y + unit * 0.4),
-            (cx + unit * 1.2, neck_y + unit * 1.6)]
+    arms = [(cx - unit * 1.2, neck_y + unit * 1.6), (cx, neck_y + unit * 0.4), (cx + unit * 1.2, neck_y + unit * 1.6)]
     pen.line(arms, fill="black", width=line)
-    pen.line([(cx - unit * 0.8, feet_y), (cx, hip_y), (cx + unit * 0.8, feet_y)],
-             fill="black", width=line)
+    pen.line([(cx - unit * 0.8, feet_y), (cx, hip_y), (cx + unit * 0.8, feet_y)], fill="black", width=line)

@@ -64,8 +64,7 @@ class SyntheticProblem:
 
     def __post_init__(self):
         self.reset_noise()
-        self._index = {name: {level: i for i, level in enumerate(levels)}
-                       for name, levels in self.factors.items()}
+        self._index = {name: {level: i for i, level in enumerate(levels)} for name, levels in self.factors.items()}
 
     def reset_noise(self) -> None:
         """Restart the noise sequence, so the same evaluations get the same noise again."""
@@ -75,8 +74,12 @@ class SyntheticProblem:
         """The noise-free score of a condition (inert factors are checked, then ignored)."""
         idx = self._indices(condition)
         a, b = idx["style_a"], idx["style_b"]
-        return (BASE_SCORE + float(self.bias_a[a] + self.bias_b[b] + self.interaction[a, b])
-                + self.strength(condition["strength"]) + self.guidance(condition["guidance"]))
+        return (
+            BASE_SCORE
+            + float(self.bias_a[a] + self.bias_b[b] + self.interaction[a, b])
+            + self.strength(condition["strength"])
+            + self.guidance(condition["guidance"])
+        )
 
     def evaluate(self, condition: Mapping[str, Any]) -> float:
         """One noisy observation (one image with a fresh seed) of a condition."""
@@ -104,9 +107,12 @@ class SyntheticProblem:
         """The mean true value over the full grid: the regret of a blind pick is about
         ``optimum() - grid_mean()``."""
         pair = self.bias_a[:, None] + self.bias_b[None, :] + self.interaction
-        return (BASE_SCORE + float(pair.mean())
-                + float(np.mean([self.strength(x) for x in self.factors["strength"]]))
-                + float(np.mean([self.guidance(x) for x in self.factors["guidance"]])))
+        return (
+            BASE_SCORE
+            + float(pair.mean())
+            + float(np.mean([self.strength(x) for x in self.factors["strength"]]))
+            + float(np.mean([self.guidance(x) for x in self.factors["guidance"]]))
+        )
 
     def grid_size(self) -> int:
         return int(np.prod([len(levels) for levels in self.factors.values()]))
@@ -121,19 +127,28 @@ class SyntheticProblem:
         found = {}
         for name, index in self._index.items():
             if name not in condition:
-                raise InputError(f"`condition`: needs a level of every factor {list(self.factors)}; "
-                               f"{name!r} is missing")
+                raise InputError(
+                    f"`condition`: needs a level of every factor {list(self.factors)}; {name!r} is missing"
+                )
             if condition[name] not in index:
-                raise InputError(f"`condition.{name}`: allowed levels {list(self.factors[name])}; "
-                                 f"given {condition[name]!r}")
+                raise InputError(
+                    f"`condition.{name}`: allowed levels {list(self.factors[name])}; given {condition[name]!r}"
+                )
             found[name] = index[condition[name]]
         return found
 
 
-def make_problem(random_state: int = 0, *, n_artists: int | tuple[int, int] = (3, 9),
-                 strength: Sequence[float] = STRENGTHS, guidance: Sequence[float] = GUIDANCES,
-                 inert: Mapping[str, Sequence] | None = None, rank: int | None = None,
-                 interaction: float = 0.7, noise: float = 0.75) -> SyntheticProblem:
+def make_problem(
+    random_state: int = 0,
+    *,
+    n_artists: int | tuple[int, int] = (3, 9),
+    strength: Sequence[float] = STRENGTHS,
+    guidance: Sequence[float] = GUIDANCES,
+    inert: Mapping[str, Sequence] | None = None,
+    rank: int | None = None,
+    interaction: float = 0.7,
+    noise: float = 0.75,
+) -> SyntheticProblem:
     """Draw one synthetic study.
 
     ``n_artists``: artists per slot, an int for both slots or ``(low, high)`` to draw each
@@ -147,19 +162,27 @@ def make_problem(random_state: int = 0, *, n_artists: int | tuple[int, int] = (3
     rank = int(rng.integers(1, 3)) if rank is None else rank
     if rank not in (1, 2):
         raise InputError(f"`rank`: allowed 1 or 2 (or None to draw it); given {rank!r}")
-    factors = {"style_a": tuple(f"artist_a{i + 1}" for i in range(n_a)),
-               "style_b": tuple(f"artist_b{i + 1}" for i in range(n_b)),
-               "strength": tuple(strength), "guidance": tuple(guidance)}
+    factors = {
+        "style_a": tuple(f"artist_a{i + 1}" for i in range(n_a)),
+        "style_b": tuple(f"artist_b{i + 1}" for i in range(n_b)),
+        "strength": tuple(strength),
+        "guidance": tuple(guidance),
+    }
     factors.update({name: tuple(levels) for name, levels in (INERT if inert is None else inert).items()})
     # U V^T with entries of sd `interaction`: each of the `rank` terms has variance 1/rank
     u = rng.normal(0.0, 1.0, (n_a, rank))
     v = rng.normal(0.0, 1.0, (n_b, rank))
     pair = interaction * (u @ v.T) / np.sqrt(rank)
     return SyntheticProblem(
-        factors=factors, bias_a=rng.normal(0.0, 1.0, n_a), bias_b=rng.normal(0.0, 1.0, n_b),
-        interaction=pair, strength=_bump(rng, strength, height=(1.0, 3.0)),
-        guidance=_bump(rng, guidance, height=(0.5, 2.0)), noise=float(noise),
-        noise_seed=int(rng.integers(2**31)))
+        factors=factors,
+        bias_a=rng.normal(0.0, 1.0, n_a),
+        bias_b=rng.normal(0.0, 1.0, n_b),
+        interaction=pair,
+        strength=_bump(rng, strength, height=(1.0, 3.0)),
+        guidance=_bump(rng, guidance, height=(0.5, 2.0)),
+        noise=float(noise),
+        noise_seed=int(rng.integers(2**31)),
+    )
 
 
 def _artist_counts(rng: np.random.Generator, n_artists) -> tuple[int, int]:
@@ -168,8 +191,7 @@ def _artist_counts(rng: np.random.Generator, n_artists) -> tuple[int, int]:
     else:
         low, high = (int(n) for n in n_artists)
     if not 2 <= low <= high:
-        raise InputError(f"`n_artists`: an int >= 2 or (low, high) with 2 <= low <= high; "
-                         f"given {n_artists!r}")
+        raise InputError(f"`n_artists`: an int >= 2 or (low, high) with 2 <= low <= high; given {n_artists!r}")
     return int(rng.integers(low, high + 1)), int(rng.integers(low, high + 1))
 
 
@@ -177,5 +199,8 @@ def _bump(rng: np.random.Generator, levels: Sequence[float], height: tuple[float
     lo, hi = float(min(levels)), float(max(levels))
     span = hi - lo
     # the peak may sit a little outside the tried range: then the effect is monotone
-    return Bump(peak=float(rng.uniform(lo - 0.15 * span, hi + 0.15 * span)),
-                width=float(rng.uniform(0.25, 0.6) * span), height=float(rng.uniform(*height)))
+    return Bump(
+        peak=float(rng.uniform(lo - 0.15 * span, hi + 0.15 * span)),
+        width=float(rng.uniform(0.25, 0.6) * span),
+        height=float(rng.uniform(*height)),
+    )

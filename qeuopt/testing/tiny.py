@@ -37,9 +37,20 @@ PROMPT_TEMPLATE = (
 )
 NEGATIVE_PROMPT = "low quality, BW, bad anatomy, deformed, signature"
 ARTISTS = (
-    "Tatsunoko Production", "Rinko Kawauchi", "Richard Dadd", "Hokusai", "Milton Caniff",
-    "Lawrence Alma-Tadema", "Stephan Martiniere", "Frank Cho", "Todd Hido", "Alphonse Mucha",
-    "Claude Monet", "Katsushika Hokusai", "Studio Ghibli", "Greg Rutkowski",
+    "Tatsunoko Production",
+    "Rinko Kawauchi",
+    "Richard Dadd",
+    "Hokusai",
+    "Milton Caniff",
+    "Lawrence Alma-Tadema",
+    "Stephan Martiniere",
+    "Frank Cho",
+    "Todd Hido",
+    "Alphonse Mucha",
+    "Claude Monet",
+    "Katsushika Hokusai",
+    "Studio Ghibli",
+    "Greg Rutkowski",
 )
 COMMON_WORDS = (
     "a photo of an the in on with and by at masterpiece best high low quality detailed "
@@ -53,9 +64,15 @@ _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
 
 # Stable Diffusion 1.5's scheduler/scheduler_config.json, so scheduler swaps behave as real.
 SD15_SCHEDULER = {
-    "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-    "num_train_timesteps": 1000, "set_alpha_to_one": False, "skip_prk_steps": True,
-    "steps_offset": 1, "clip_sample": False, "trained_betas": None,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "clip_sample": False,
+    "trained_betas": None,
 }
 
 
@@ -64,7 +81,7 @@ SD15_SCHEDULER = {
 
 def is_tiny(ref: str) -> bool:
     """True for ``qeuopt-tiny:sd`` / ``qeuopt-tiny:clip``."""
-    return isinstance(ref, str) and ref.startswith(_PREFIX) and ref[len(_PREFIX):] in _KINDS
+    return isinstance(ref, str) and ref.startswith(_PREFIX) and ref[len(_PREFIX) :] in _KINDS
 
 
 def resolve_model(ref: str) -> str:
@@ -75,16 +92,14 @@ def resolve_model(ref: str) -> str:
     """
     if not (isinstance(ref, str) and ref.startswith(_PREFIX)):
         return ref
-    return str(tiny_model_path(ref[len(_PREFIX):]))
+    return str(tiny_model_path(ref[len(_PREFIX) :]))
 
 
 def tiny_model_path(kind: str, cache: Path | None = None) -> Path:
     """Build the tiny ``"sd"`` or ``"clip"`` model once and return its folder."""
     builders = {"sd": _save_tiny_sd, "clip": _save_tiny_clip}
     if kind not in builders:
-        raise InputError(
-            f"`kind` must be one of {list(builders)} (as in {TINY_SD!r}), got {kind!r}"
-        )
+        raise InputError(f"`kind` must be one of {list(builders)} (as in {TINY_SD!r}), got {kind!r}")
     root = Path(cache) if cache is not None else cache_dir()
     target = root / f"tiny-{kind}-{RECIPE_VERSION}"
     if not target.is_dir():
@@ -170,7 +185,7 @@ def _train_merges(lines: list[str]) -> list[tuple[str, str]]:
 def _merge_pair(word: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
     merged, i = [], 0
     while i < len(word):
-        if word[i:i + 2] == pair:
+        if word[i : i + 2] == pair:
             merged.append(pair[0] + pair[1])
             i += 2
         else:
@@ -210,9 +225,16 @@ def _make_tokenizer(folder: Path):
 def _text_config(vocab_size: int, bos_id: int, eos_id: int) -> dict:
     """Tiny CLIP text tower; eos id matters because CLIP pools the first eos position."""
     return dict(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=16,
-        bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=eos_id,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        projection_dim=16,
+        bos_token_id=bos_id,
+        eos_token_id=eos_id,
+        pad_token_id=eos_id,
     )
 
 
@@ -221,10 +243,15 @@ def _tiny_unet():
 
     return UNet2DConditionModel(
         sample_size=8,  # latent side for a 64 px image, like SD 1.5's 64 for 512 px
-        in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32,
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
     )
 
 
@@ -234,9 +261,15 @@ def _tiny_vae():
     # Four blocks give SD's 8x downscale, so latent sizes, the "divisible by 8" rule and
     # img2img encoding behave as with a real checkpoint; 8 channels keep it fast.
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8),
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1, norm_num_groups=8, sample_size=64,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=64,
     )
 
 
@@ -247,14 +280,17 @@ def _save_tiny_sd(folder: Path) -> None:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = _make_tokenizer(folder / "tokenizer")
-    text_config = CLIPTextConfig(
-        **_text_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
-    )
+    text_config = CLIPTextConfig(**_text_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id))
     torch.manual_seed(0)  # one seed before all parts: their weights are fixed by order
     pipe = StableDiffusionPipeline(
-        vae=_tiny_vae(), text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer,
-        unet=_tiny_unet(), scheduler=PNDMScheduler.from_config(SD15_SCHEDULER),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=_tiny_vae(),
+        text_encoder=CLIPTextModel(text_config),
+        tokenizer=tokenizer,
+        unet=_tiny_unet(),
+        scheduler=PNDMScheduler.from_config(SD15_SCHEDULER),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
 
@@ -276,14 +312,18 @@ def _save_tiny_clip(folder: Path) -> None:
     tokenizer = _make_tokenizer(module_dir)
     text = _text_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
     vision = dict(
-        image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
-        num_hidden_layers=2, num_attention_heads=4, projection_dim=16,
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        projection_dim=16,
     )
     torch.manual_seed(0)
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     model.save_pretrained(module_dir, safe_serialization=True)
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(module_dir)
-    modules = [{"idx": 0, "name": "0", "path": "0_CLIPModel",
-                "type": "sentence_transformers.models.CLIPModel"}]
+    modules = [{"idx": 0, "name": "0", "path": "0_CLIPModel", "type": "sentence_transformers.models.CLIPModel"}]
     (folder / "modules.json").write_text(json.dumps(modules, indent=2))

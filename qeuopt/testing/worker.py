@@ -31,14 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     generator = FakeGenerator(seconds=args.seconds)
     try:
-        summary = Study.from_file(args.study).run(generator, FakeScorer(), progress=False, wait_s=args.wait,
-                                                  create=not args.worker)
+        summary = Study.from_file(args.study).run(
+            generator, FakeScorer(), progress=False, wait_s=args.wait, create=not args.worker
+        )
     except QeuoptError as err:
         print(f"qeuopt: {err}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - start
-    print(json.dumps({"ran": summary.ran, "complete": summary.total, "wall": wall,
-                      "generate": summary.timings.generate, "unfinished": list(summary.unfinished)}))
+    print(
+        json.dumps(
+            {
+                "ran": summary.ran,
+                "complete": summary.total,
+                "wall": wall,
+                "generate": summary.timings.generate,
+                "unfinished": list(summary.unfinished),
+            }
+        )
+    )
     return 3 if summary.unfinished else 0
 
 

@@ -28,7 +28,7 @@ def sqlite_path(uri: str) -> Path | None:
     """The file of a ``sqlite:///`` URI, or None for any other store."""
     if not uri.startswith(SQLITE) or ":memory:" in uri:
         return None
-    return Path(uri[len(SQLITE):].split("?", 1)[0])
+    return Path(uri[len(SQLITE) :].split("?", 1)[0])
 
 
 @contextmanager
@@ -184,8 +184,9 @@ def database_lock(url: str, key: str):
             os.close(fd)
         return
     if not url.startswith("postgresql"):
-        raise StoreError(f"{masked(url)}: qeuopt coordinates workers on sqlite:/// or postgresql:// "
-                         "databases; use one of those")
+        raise StoreError(
+            f"{masked(url)}: qeuopt coordinates workers on sqlite:/// or postgresql:// databases; use one of those"
+        )
     with _advisory_lock(url, key):
         yield
 
@@ -217,8 +218,10 @@ def open_engine(url: str, **options):
     try:
         return sqlalchemy.create_engine(url, **options)
     except ImportError as err:
-        raise StoreError(f"{masked(url)}: the database driver is missing ({err}); "
-                         "`pip install qeuopt[postgres]` installs psycopg 3, which postgresql:// needs") from err
+        raise StoreError(
+            f"{masked(url)}: the database driver is missing ({err}); "
+            "`pip install qeuopt[postgres]` installs psycopg 3, which postgresql:// needs"
+        ) from err
 
 
 @contextmanager
@@ -230,8 +233,10 @@ def store_errors(url: str, doing: str):
     except StoreError:
         raise
     except ImportError as err:
-        raise StoreError(f"{masked(url)}: {doing} failed: a driver is missing ({err}); "
-                         "`pip install qeuopt[postgres]` installs the one postgresql:// needs") from err
+        raise StoreError(
+            f"{masked(url)}: {doing} failed: a driver is missing ({err}); "
+            "`pip install qeuopt[postgres]` installs the one postgresql:// needs"
+        ) from err
     except Exception as err:
         if not _is_database_error(err):
             raise
@@ -242,5 +247,7 @@ def store_errors(url: str, doing: str):
 
 def _is_database_error(err: Exception) -> bool:
     names = {cls.__module__.split(".")[0] for cls in type(err).__mro__}
-    return bool(names & {"sqlalchemy", "psycopg", "psycopg2", "sqlite3"}) or \
-        type(err).__name__ in ("MlflowException", "StorageInternalError")
+    return bool(names & {"sqlalchemy", "psycopg", "psycopg2", "sqlite3"}) or type(err).__name__ in (
+        "MlflowException",
+        "StorageInternalError",
+    )

@@ -76,8 +76,7 @@ class Tracker:
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
             return run_id
-        run = self.client.create_run(self.experiment_id, run_name=study,
-                                     tags={STUDY_TAG: study, ROLE_TAG: "study"})
+        run = self.client.create_run(self.experiment_id, run_name=study, tags={STUDY_TAG: study, ROLE_TAG: "study"})
         self.log(run.info.run_id, params=params or {})
         return run.info.run_id
 
@@ -89,10 +88,13 @@ class Tracker:
         import json
 
         key = view_key(study)
-        state = {"searchFilter": f"tags.`{STUDY_TAG}` = '{_escape(study)}' and tags.`{ROLE_TAG}` = 'condition'",
-                 "orderByKey": "tags.`mlflow.runName`", "orderByAsc": True, "runsHiddenMode": "SHOW_ALL",
-                 "selectedColumns": [*(f"metrics.`{m}`" for m in metrics),
-                                     *(f"params.`factor.{f}`" for f in factors)]}
+        state = {
+            "searchFilter": f"tags.`{STUDY_TAG}` = '{_escape(study)}' and tags.`{ROLE_TAG}` = 'condition'",
+            "orderByKey": "tags.`mlflow.runName`",
+            "orderByAsc": True,
+            "runsHiddenMode": "SHOW_ALL",
+            "selectedColumns": [*(f"metrics.`{m}`" for m in metrics), *(f"params.`factor.{f}`" for f in factors)],
+        }
         now = int(time.time() * 1000)
         envelope = {"name": f"qeuopt: {study}", "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
         self.client.set_experiment_tag(self.experiment_id, KIND_TAG, TRAINING_KIND)
@@ -112,19 +114,37 @@ class Tracker:
             self.client.delete_run(run.info.run_id)
         return len(runs)
 
-    def condition_run(self, parent_id: str, study: str, trial_number: int, name: str,
-                      params: Mapping[str, Any], metrics: Mapping[str, float] = (),
-                      tags: Mapping[str, Any] = ()) -> str:
+    def condition_run(
+        self,
+        parent_id: str,
+        study: str,
+        trial_number: int,
+        name: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float] = (),
+        tags: Mapping[str, Any] = (),
+    ) -> str:
         """A child run holding ``params``, ``metrics`` and ``tags``: one create, one batch."""
-        tags = {**dict(tags), PARENT_TAG: parent_id, STUDY_TAG: study, ROLE_TAG: "condition",
-                TRIAL_TAG: str(trial_number)}
+        tags = {
+            **dict(tags),
+            PARENT_TAG: parent_id,
+            STUDY_TAG: study,
+            ROLE_TAG: "condition",
+            TRIAL_TAG: str(trial_number),
+        }
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         self._artifact_uris[run.info.run_id] = run.info.artifact_uri
         self.log(run.info.run_id, params=params, metrics=metrics)
         return run.info.run_id
 
-    def log(self, run_id: str, params: Mapping[str, Any] = (), metrics: Mapping[str, float] = (),
-            tags: Mapping[str, Any] = (), step: int = 0) -> None:
+    def log(
+        self,
+        run_id: str,
+        params: Mapping[str, Any] = (),
+        metrics: Mapping[str, float] = (),
+        tags: Mapping[str, Any] = (),
+        step: int = 0,
+    ) -> None:
         """Params, metrics and tags in as few requests as MLflow's limits allow."""
         from mlflow.entities import Metric, Param, RunTag
 
@@ -134,12 +154,12 @@ class Tracker:
         metrics = [Metric(k, float(v), now, step) for k, v in dict(metrics).items()]
         # one request when everything fits (params and tags 100 each, 1000 entries in all)
         for i in range(0, max(len(params), len(tags), 1), MAX_PARAMS):
-            batch_p, batch_t = params[i:i + MAX_PARAMS], tags[i:i + MAX_PARAMS]
+            batch_p, batch_t = params[i : i + MAX_PARAMS], tags[i : i + MAX_PARAMS]
             room = MAX_METRICS - len(batch_p) - len(batch_t)
             batch_m, metrics = metrics[:room], metrics[room:]
             self.client.log_batch(run_id, params=batch_p, tags=batch_t, metrics=batch_m)
         for i in range(0, len(metrics), MAX_METRICS):
-            self.client.log_batch(run_id, metrics=metrics[i:i + MAX_METRICS])
+            self.client.log_batch(run_id, metrics=metrics[i : i + MAX_METRICS])
 
     def log_files(self, run_id: str, files: Sequence[Path], artifact_path: str | None = None) -> None:
         """Files as artifacts (PNGs keep their A1111 metadata). A local artifact store gets
@@ -178,8 +198,9 @@ class Tracker:
         """Paths of the artifacts directly under ``folder`` (the run's root by default)."""
         return [a.path for a in self.client.list_artifacts(run_id, folder)]
 
-    def log_ratings(self, run_id: str, summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
-                    step: int) -> None:
+    def log_ratings(
+        self, run_id: str, summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], step: int
+    ) -> None:
         """Human ratings of one condition: aggregates as metrics (``step`` is the rating store's
         revision, so the newest value is the one MLflow shows), the raters as a tag, and every
         rating as ``ratings.json``. The metric of an image whose last rating was withdrawn
@@ -187,8 +208,7 @@ class Tracker:
         metrics = {image_metric(RATING_IMAGE_PREFIX, k): v for k, v in summary["per_image"].items()}
         metrics.update(rating_mean=summary["mean"], rating_count=summary["count"], rating_skips=summary["skips"])
         metrics = {k: v for k, v in metrics.items() if v == v}  # NaN: nothing to show
-        stale = [k for k in self.client.get_run(run_id).data.metrics
-                 if k.startswith("rating_") and k not in metrics]
+        stale = [k for k in self.client.get_run(run_id).data.metrics if k.startswith("rating_") and k not in metrics]
         self.remove_metrics(run_id, stale)
         self.log(run_id, metrics=metrics, tags={RATERS_TAG: ", ".join(summary["raters"])}, step=step)
         self.client.log_dict(run_id, {"ratings": [dict(r) for r in rows]}, "ratings.json")
@@ -209,7 +229,8 @@ class Tracker:
         with store.ManagedSessionMaker() as session:
             for table in (SqlMetric, SqlLatestMetric):
                 session.query(table).filter(table.run_uuid == run_id, table.key.in_(list(keys))).delete(
-                    synchronize_session=False)
+                    synchronize_session=False
+                )
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
@@ -224,10 +245,17 @@ class Tracker:
         import pandas as pd
 
         runs = self._search(f"tags.`{STUDY_TAG}` = '{_escape(study)}' and tags.`{ROLE_TAG}` = 'condition'")
-        rows = [{"run_id": r.info.run_id, "status": r.info.status, "start_time": r.info.start_time,
-                 **{f"params.{k}": v for k, v in r.data.params.items()},
-                 **{f"metrics.{k}": v for k, v in r.data.metrics.items()},
-                 **{f"tags.{k}": v for k, v in r.data.tags.items()}} for r in runs]
+        rows = [
+            {
+                "run_id": r.info.run_id,
+                "status": r.info.status,
+                "start_time": r.info.start_time,
+                **{f"params.{k}": v for k, v in r.data.params.items()},
+                **{f"metrics.{k}": v for k, v in r.data.metrics.items()},
+                **{f"tags.{k}": v for k, v in r.data.tags.items()},
+            }
+            for r in runs
+        ]
         return pd.DataFrame(rows)
 
     def download(self, run_id: str, path: str, dst: str | Path) -> Path:
