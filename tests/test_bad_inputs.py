@@ -23,16 +23,18 @@ TINY = {"generation": {"model": "qeuopt-tiny:sd"}, "scoring": {"clip_model": "qe
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    """Every file and folder under ``folder`` with a hash of its bytes. A SQLite ``-shm``
-    file is SQLite's shared-memory index of the write-ahead log, rewritten by readers too:
-    only its presence counts (the ``-wal`` file and the database itself hold the data)."""
+    """Every file and folder under ``folder`` with a hash of its bytes. SQLite's companions
+    of a database in write-ahead-log mode are left out while they hold no data: a reader
+    creates an empty ``-wal`` and a ``-shm`` index (rewritten by readers too) on opening."""
 
-    def digest(path: Path) -> str:
-        if not path.is_file():
-            return "dir"
-        return "shm" if path.name.endswith("-shm") else hashlib.sha256(path.read_bytes()).hexdigest()
+    def transient(path: Path) -> bool:
+        return path.name.endswith("-shm") or (path.name.endswith("-wal") and path.stat().st_size == 0)
 
-    return {str(p.relative_to(folder)): digest(p) for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+        if not (p.is_file() and transient(p))
+    }
 
 
 def tiny_data(**changes):
