@@ -21,7 +21,14 @@ from qeuopt.generate.files import GRID_FILE, condition_images, image_name, parse
 from qeuopt.generate.grid import format_parameters, grid_captions, labelled_grid
 from qeuopt.run.writer import FilesJob, Writer, as_pixels, dump_pending, finish_pending, pending_folder, write_files
 from qeuopt.score.clip import summarize
-from qeuopt.track.schema import FOLDER_TAG
+from qeuopt.track.schema import (
+    CLIP_IMAGE_PREFIX,
+    CLIP_SCORES_ATTR,
+    FACTOR_PREFIX,
+    FOLDER_TAG,
+    RUN_ID_ATTR,
+    image_metric,
+)
 
 CHART_SIDE = 256
 
@@ -198,7 +205,7 @@ class ConditionRunner:
 
         def created(run_id: str) -> None:
             url = f"{self.spec.tracking.mlflow_ui.rstrip('/')}/#/experiments/{self.tracker.experiment_id}/runs/{run_id}"
-            trial.set_user_attr("mlflow_run_id", run_id)
+            trial.set_user_attr(RUN_ID_ATTR, run_id)
             trial.set_user_attr("mlflow_run_url", url)
             try:
                 from optuna_dashboard import save_note
@@ -261,7 +268,7 @@ class ConditionRunner:
         """The run with its params, metrics and folder tag: one create and one batch."""
         spec = self.spec
         params = {
-            **{f"factor.{k}": v for k, v in condition.values.items()},
+            **{FACTOR_PREFIX + k: v for k, v in condition.values.items()},
             "prompt": prompt,
             "negative_prompt": spec.prompt.negative,
             "mode": settings.mode,
@@ -276,7 +283,7 @@ class ConditionRunner:
             "scoring_text": text,
         }
         metrics = {f"clip_{k}": v for k, v in summary.items()}
-        metrics.update({f"clip_image_{k:02d}": s for k, s in enumerate(scores)})
+        metrics.update({image_metric(CLIP_IMAGE_PREFIX, k): s for k, s in enumerate(scores)})
         metrics.update(numeric_params(params))  # MLflow sorts params as text: numbers go in as metrics too
         name = f"c{condition.number:03d} " + " | ".join(str(v) for v in condition.values.values())
         run_id = self.tracker.condition_run(
@@ -342,12 +349,12 @@ def finish_cut_off_upload(tracker, trial) -> bool:
     its folder is written from the pending dump if need be, then its artifacts are
     uploaded and the run finished. A finished run is left alone. False when neither the
     folder nor its pending dump is on this machine (written by a worker elsewhere)."""
-    run_id = trial.user_attrs.get("mlflow_run_id")
+    run_id = trial.user_attrs.get(RUN_ID_ATTR)
     run = tracker.client.get_run(run_id) if run_id else None
     if run is None or run.info.status != "RUNNING":
         return True
     folder = Path(run.data.tags[FOLDER_TAG])
     if not finish_pending(folder):
         return False
-    upload_condition(tracker, run_id, folder, trial.user_attrs["clip_scores"], trial.params)
+    upload_condition(tracker, run_id, folder, trial.user_attrs[CLIP_SCORES_ATTR], trial.params)
     return True

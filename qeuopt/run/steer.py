@@ -27,6 +27,7 @@ from qeuopt.ratings.store import condition_scores, store_for
 from qeuopt.ratings.sync import sync_outbox
 from qeuopt.run.condition import Timings
 from qeuopt.run.workers import STEERED
+from qeuopt.track.schema import CLIP_SCORES_ATTR, RUN_ID_ATTR
 
 AWAITING = "awaiting_rating"
 ADAPTIVE_BATCH = 4  # trials a sampler proposes before it hears back: small keeps it responsive
@@ -58,9 +59,7 @@ def advance(study, generator=None, scorer=None, batch: int | None = None, store=
     try:
         told = tell_rated(study, opt, store)
         run_ids = {
-            t.number: t.user_attrs["mlflow_run_id"]
-            for t in opt.get_trials(deepcopy=False)
-            if "mlflow_run_id" in t.user_attrs
+            t.number: t.user_attrs[RUN_ID_ATTR] for t in opt.get_trials(deepcopy=False) if RUN_ID_ATTR in t.user_attrs
         }
         sync_outbox(store, tracker, study.name, run_ids)  # MLflow shows what was told
     finally:
@@ -139,15 +138,15 @@ def tell_rated(study, opt, store) -> dict[int, float | None]:
     scores = None
     if study.spec.design.objective == "combined":
         clip = {
-            t.number: sum(t.user_attrs["clip_scores"]) / len(t.user_attrs["clip_scores"])
+            t.number: sum(t.user_attrs[CLIP_SCORES_ATTR]) / len(t.user_attrs[CLIP_SCORES_ATTR])
             for t in opt.get_trials(deepcopy=False)
-            if t.user_attrs.get("clip_scores")
+            if t.user_attrs.get(CLIP_SCORES_ATTR)
         }
         scores = condition_scores(frame, clip)
     told = {}
     for trial in waiting:
         mine = frame[frame["condition"] == trial.number]
-        if set(range(len(trial.user_attrs.get("clip_scores", ())))) - set(mine["image"]):
+        if set(range(len(trial.user_attrs.get(CLIP_SCORES_ATTR, ())))) - set(mine["image"]):
             continue  # some image has neither a rating nor a skip yet
         value = mine["rating"].dropna().astype(float).mean() if scores is None else scores.at[trial.number, "combined"]
         if math.isnan(value):

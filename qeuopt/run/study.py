@@ -20,7 +20,7 @@ from qeuopt.config.environment import require_environment
 from qeuopt.config.load import build_spec, load_study_file
 from qeuopt.config.spec import Condition, StudySpec, absolute_sqlite_url, spec_to_dict
 from qeuopt.run.condition import ConditionRunner, Timings, condition_folder
-from qeuopt.track.schema import CLIP_MEAN
+from qeuopt.track.schema import CLIP_MEAN, CLIP_SCORES_ATTR, RUN_ID_ATTR
 
 
 def name_objective(study, spec) -> None:
@@ -170,8 +170,8 @@ class Study:
 
         def on_fail(trial) -> None:
             shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
-            if trial.user_attrs.get("mlflow_run_id"):
-                tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
+            if trial.user_attrs.get(RUN_ID_ATTR):
+                tracker.fail_if_running(trial.user_attrs[RUN_ID_ATTR])
 
         if budget is None and rows is None:
             budget = self.spec.design.trials
@@ -184,7 +184,7 @@ class Study:
 
         def work(values, trial) -> float:
             result = runner.run(Condition(trial.number, values), runner.link(trial))
-            trial.set_user_attr("clip_scores", result.scores)
+            trial.set_user_attr(CLIP_SCORES_ATTR, result.scores)
             return result.summary["mean"]
 
         return work
@@ -313,8 +313,8 @@ class Study:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
             if trial.state == TrialState.FAIL:
                 shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
-                if trial.user_attrs.get("mlflow_run_id"):
-                    tracker.fail_if_running(trial.user_attrs["mlflow_run_id"])
+                if trial.user_attrs.get(RUN_ID_ATTR):
+                    tracker.fail_if_running(trial.user_attrs[RUN_ID_ATTR])
             elif not uploading_elsewhere(trial) and not finish_cut_off_upload(tracker, trial):
                 print(
                     f"qeuopt: c{trial.number:03d}: its images were written on {owner(trial).get('host')}"

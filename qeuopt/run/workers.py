@@ -9,8 +9,10 @@ import os
 import socket
 from typing import Any
 
+from qeuopt.track.schema import STEERED_TAG
+
 WORKER = "qeuopt.worker"  # user attribute {host, pid, started}: who runs the trial (one write)
-STEERED = "qeuopt.steered"  # rating-steered trials wait for people, without a heartbeat
+STEERED = STEERED_TAG  # rating-steered trials wait for people, without a heartbeat
 
 
 def host_name() -> str:
