@@ -55,9 +55,10 @@ def test_analyze_and_recommend_by_preference(study, workdir, capsys):
     assert main(["analyze", str(path), "--response", "preference", "--no-confirm", "--no-log"]) == 0
     out = capsys.readouterr().out
     assert "Main effects" in out and "preference" in out and "T-method" not in out
-    assert main(["recommend", str(path), "--response", "preference", "--top", "3"]) == 0
+    assert main(["recommend", str(path), "--response", "preference", "--top", "3", "--pure"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "by predicted preference" in lines[0] and all("Hokusai" in line for line in lines[-3:])
+    rows = [line for line in lines if line.split() and line.split()[0] in ("1", "2", "3")]
+    assert "by predicted preference" in lines[0] and len(rows) == 3 and all("Hokusai" in row for row in rows)
     with pytest.raises(InputError, match="`per`"):
         study_observations(study, "preference", per="image")
 
