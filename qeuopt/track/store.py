@@ -36,7 +36,13 @@ def folder_lock(folder: Path):
     """An exclusive lock on a folder (``flock`` on its descriptor): processes on this
     machine that create the same folder's databases take turns; no lock file is left."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY)
+    with _flocked(os.open(folder, os.O_RDONLY)):
+        yield
+
+
+@contextmanager
+def _flocked(fd: int):
+    """An exclusive ``flock`` on an open descriptor, released and closed on leaving."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -175,13 +181,9 @@ def database_lock(url: str, key: str):
     if path is not None:
         path = path.resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # an empty file is a new SQLite database
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        # an empty file is a new SQLite database
+        with _flocked(os.open(path, os.O_RDWR | os.O_CREAT, 0o644)):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
         return
     if not url.startswith("postgresql"):
         raise StoreError(
