@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from scipy.stats import kendalltau
 
 from qeuopt.ratings.preferences import PreferenceStore
 from qeuopt.ratings.server import RatingServer
@@ -62,8 +63,10 @@ def test_a_rater_judges_pairs_and_the_scores_reach_mlflow(study, server):
     assert len(request(url, "GET", "/api/pairs?rater=ann")[1]["choices"]) == 36
 
     scores = {r["condition"]: r for r in request(url, "GET", "/api/pairs/scores")[1]["scores"]}
-    ordered = sorted(scores, key=lambda c: scores[c]["preference_score"])
-    assert ordered == list(range(9)) and all(scores[c]["preference_count"] == 8 for c in scores)
+    # Not exactly ordered: the page shows sides at random and the model fits a side pull, which
+    # can swap neighbours (about 3% of random side orders do, at most 3 pairs in 2000 draws; 5 fail).
+    tau = kendalltau([scores[c]["preference_score"] for c in range(9)], range(9)).statistic
+    assert tau > 0.75 and all(scores[c]["preference_count"] == 8 for c in scores)
     assert server.app.pairs.sync.flush(30)
     run = condition_run(study, 8)
     assert run["metrics.preference_count"] == 8 and run["metrics.preference_score"] == pytest.approx(
