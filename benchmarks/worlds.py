@@ -124,6 +124,9 @@ def main(argv=None) -> None:
     parser.add_argument("--strategies", default="auto,tpe,gp,random", help="qeuopt.optimize strategies")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--csv", help="also write every run's regret to this CSV file, as runs finish")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the --csv file and run only what it does not hold yet"
+    )
     parser.add_argument("--report", metavar="CSV", help="print the tables from a CSV written by --csv; run nothing")
     args = parser.parse_args(argv)
     if args.report:
@@ -143,7 +146,14 @@ def main(argv=None) -> None:
     tasks.sort(key=lambda t: (t[3], t[1] not in ("auto", "gp")))
     start, rows = time.perf_counter(), []
     columns = ["family", "strategy", "budget", "instance", "regret", "seconds"]
-    if args.csv:
+    if args.resume and not (args.csv and os.path.exists(args.csv)):
+        parser.error(f"--resume: an existing --csv file is needed; given {args.csv!r}")
+    if args.resume:  # a task is done when the file holds a row for each of its budgets
+        rows = pd.read_csv(args.csv).values.tolist()
+        held = {(r[0], r[1], int(r[3]), int(r[2])) for r in rows}
+        tasks = [t for t in tasks if not all((t[0], t[1], t[3], b) in held for b in budgets)]
+        print(f"--resume: {len(rows)} rows kept, {len(tasks)} runs to go", file=sys.stderr)
+    elif args.csv:
         pd.DataFrame(columns=columns).to_csv(args.csv, index=False)
     with multiprocessing.Pool(args.jobs) as pool:
         for chunk in pool.imap_unordered(one_run, tasks, chunksize=1):

@@ -487,7 +487,7 @@ def test_bad_http_requests(ran, workdir, monkeypatch, case, body, headers, lengt
 
 
 def test_ratings_csv_api_rejects_extra_cells_with_line():
-    from qeuopt.ratings.store import read_csv
+    from qeuopt.ratings.csvfile import read_csv
 
     with pytest.raises(RatingError, match="line 2"):
         read_csv(io.StringIO(HEADER + "unit,0,0,ann,4,,x\n"), "unit", {0: 2})

@@ -150,6 +150,30 @@ def test_environment_and_options_override_the_study_file(workdir, monkeypatch, c
     assert "hunter2" not in err and "Traceback" not in err
 
 
+def test_ratings_follow_a_shared_optuna_database_unless_named(workdir, monkeypatch):
+    from qeuopt.ratings.store import store_for
+    from qeuopt.run.study import Study
+
+    study = write_study(workdir / "s.toml")
+    shared = "postgresql://me:hunter2@db.example/studies"
+    assert Study.from_file(study).spec.tracking.ratings_store == "ratings.db"  # SQLite, this machine
+    monkeypatch.setenv("QEUOPT_OPTUNA_STORAGE", shared)
+    assert Study.from_file(study).spec.tracking.ratings_store == shared  # raters everywhere share it
+    monkeypatch.setenv("QEUOPT_RATINGS_DB", "mine.db")
+    with store_for(Study.from_file(study).spec) as store:
+        assert store.put("once", 0, 0, "ann", 4) == 1
+    assert (workdir / "mine.db").is_file() and not (workdir / "ratings.db").exists()
+
+
+def test_a_ratings_database_of_another_kind_is_refused_before_anything_is_made(workdir, monkeypatch, capsys):
+    study = write_study(workdir / "s.toml")
+    monkeypatch.setenv("QEUOPT_RATINGS_DB", "mysql://me:hunter2@db.example/r")
+    assert main(["init", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert "`tracking.ratings_db`: a URI with scheme sqlite, postgresql is allowed" in err
+    assert not (workdir / "optuna.db").exists()
+
+
 # -- processes ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_two_runs_started_together_run_each_row_once(workdir):

@@ -78,7 +78,9 @@ def test_two_machines_one_mlflow_server_every_grid_downloadable(tmp_path, databa
     import mlflow
 
     from qeuopt.ratings.catalog import Catalog
+    from qeuopt.ratings.server import RatingServer
     from qeuopt.run.study import Study
+    from tests.test_ratings_server import rate, request
 
     with mlflow_server(tmp_path / "server") as url:
         machines = [tmp_path / "machine-a", tmp_path / "machine-b"]
@@ -108,3 +110,20 @@ def test_two_machines_one_mlflow_server_every_grid_downloadable(tmp_path, databa
         catalog = Catalog(Study.from_file(studies[1]))
         assert catalog.known() == {n: 2 for n in range(9)}
         assert all(entry.grid.is_file() for entry in catalog.entries())
+
+        # raters on both machines rate one study: the ratings live in PostgreSQL, not in a file
+        servers = [RatingServer(Study.from_file(file), port=0).start() for file in studies]
+        try:
+            assert rate(servers[0].url, "ann", 4, 1, 5)[0] == 200
+            assert rate(servers[1].url, "bob", 4, 0, 2)[0] == 200
+            for server in servers:
+                assert request(server.url, "GET", "/api/ratings?rater=ann")[1]["ratings"] == [
+                    {"condition": 4, "image": 1, "rating": 5}
+                ]
+            assert servers[1].app.sync.flush(30)
+        finally:
+            for server in servers:
+                server.stop()
+        assert not any((folder / "ratings.db").exists() for folder in machines)
+        rated = client.search_runs([experiment.experiment_id], "tags.`optuna.trial_number` = '4'")
+        assert [r.data.metrics["rating_count"] for r in rated] == [2]

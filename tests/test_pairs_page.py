@@ -44,7 +44,7 @@ def test_judge_pairs_with_the_keyboard_undo_and_reload(served, browser):  # noqa
     wait_for(browser, counted(11), "the count after a reload")
     assert browser.find_elements("css selector", "#left .tiles img")[0].get_attribute("naturalWidth") == "96"
 
-    store = PreferenceStore(server.app.store.path)
+    store = PreferenceStore(server.app.store.url)
     stored = [(r["left_condition"], r["right_condition"], r["choice"]) for r in store.choices(study.name, "ann")]
     store.close()
     assert stored == judged[:11]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from qeuopt.errors import RatingError
+from qeuopt.ratings.csvfile import read_csv, write_ratings_csv
 from qeuopt.ratings.store import (
     RatingStore,
     check_position,
@@ -14,8 +15,6 @@ from qeuopt.ratings.store import (
     check_rating,
     condition_scores,
     normalize_per_rater,
-    read_csv,
-    write_ratings_csv,
 )
 from qeuopt.ratings.sync import summarize_condition
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -175,6 +174,7 @@ def rating_scores(study, conditions: pd.DataFrame):
     """``(per_condition, raw)``: :func:`qeuopt.ratings.store.condition_scores` of the study
     (rating_mean, rating_count, rating_z, clip_mean, combined per condition) and the raw
     rating rows. Raises when nobody has rated anything yet."""
+    from qeuopt.ratings.database import ratings_exist
     from qeuopt.ratings.store import condition_scores, store_for
 
     no_ratings = NoDataError(
@@ -182,7 +182,7 @@ def rating_scores(study, conditions: pd.DataFrame):
         f"`qeuopt rate` (or import a CSV with `qeuopt ratings import`), or use the "
         f"CLIP scores with `--response clip`"
     )
-    if not Path(study.spec.tracking.ratings_db).resolve().is_file():  # do not create an empty store
+    if not ratings_exist(study.spec):  # do not create an empty store
         raise no_ratings
     store = store_for(study.spec)
     try:
@@ -210,13 +210,14 @@ def _with_ratings(study, conditions, keep, response, per) -> pd.DataFrame:
 def preference_scores_of(study, conditions: pd.DataFrame) -> pd.DataFrame:
     """:func:`qeuopt.ratings.preferences.preference_scores` of the study's finished
     conditions (NaN where a condition was never compared). Raises when there is no choice yet."""
+    from qeuopt.ratings.database import ratings_exist
     from qeuopt.ratings.preferences import preference_scores, preference_store_for
 
     no_choices = NoDataError(
         f"`response`: {study.name!r} has no pairwise choices yet; compare its conditions "
         f"on the page's /pairs (`qeuopt rate`), or use `--response rating` or `clip`"
     )
-    if not Path(study.spec.tracking.ratings_db).resolve().is_file():  # do not create an empty store
+    if not ratings_exist(study.spec):  # do not create an empty store
         raise no_choices
     store = preference_store_for(study.spec)
     try:

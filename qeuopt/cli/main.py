@@ -48,8 +48,12 @@ def cmd_validate(args) -> int:
 
 def _study_with_stores(args):
     """The study file, with the stores its options (then the environment) name instead."""
+    from qeuopt.config.environment import require_environment
+
     study = _checked_study(args.study)
-    return study.use_stores(getattr(args, "optuna_storage", None), getattr(args, "tracking_uri", None))
+    study.use_stores(getattr(args, "optuna_storage", None), getattr(args, "tracking_uri", None))
+    require_environment(study.spec, generation_model=False, clip_model=False)  # the stores in force
+    return study
 
 
 def cmd_init(args) -> int:
@@ -60,7 +64,8 @@ def cmd_init(args) -> int:
     tracking = study.spec.tracking
     print(
         f"{study.name}: ready, {waiting} condition(s) to run; Optuna {masked(study.optuna_url)}, "
-        f"MLflow {masked(tracking.mlflow_uri)}. Start workers with `qeuopt worker {args.study}`"
+        f"MLflow {masked(tracking.mlflow_uri)}, ratings {masked(tracking.ratings_store)}. "
+        f"Start workers with `qeuopt worker {args.study}`"
     )
     return 0
 

@@ -13,7 +13,8 @@ import time
 import webbrowser
 from pathlib import Path
 
-from qeuopt.ratings.store import CSV_COLUMNS, WEIGHTS
+from qeuopt.ratings.csvfile import CSV_COLUMNS
+from qeuopt.ratings.store import WEIGHTS
 from qeuopt.track.schema import CLIP_MEAN, TRIAL_TAG, column
 
 DEFAULT_PORT = 8765
@@ -64,7 +65,8 @@ def cmd_rate(args) -> int:
 
 
 def cmd_ratings_export(args) -> int:
-    from qeuopt.ratings.store import store_for, write_ratings_csv
+    from qeuopt.ratings.csvfile import write_ratings_csv
+    from qeuopt.ratings.store import store_for
 
     study = _study(args.study)
     with store_for(study.spec) as store:
@@ -80,7 +82,8 @@ def cmd_ratings_export(args) -> int:
 
 def cmd_import(args) -> int:
     from qeuopt.ratings.catalog import Catalog
-    from qeuopt.ratings.store import read_csv, store_for
+    from qeuopt.ratings.csvfile import read_csv
+    from qeuopt.ratings.store import store_for
     from qeuopt.ratings.sync import sync_outbox
 
     study = _study(args.study)

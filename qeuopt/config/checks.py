@@ -183,8 +183,9 @@ def path_problems(spec) -> list[str]:
     paths = {
         "tracking.output_dir": tracking.output_dir,
         "tracking.artifact_dir": tracking.artifact_dir,
-        "tracking.ratings_db": tracking.ratings_db,
     }
+    if "://" not in tracking.ratings_store:  # a file; a URL is checked as a database
+        paths["tracking.ratings_db"] = tracking.ratings_store
     for field in ("mlflow_uri", "optuna_storage"):
         path = sqlite_file(getattr(tracking, field))
         if path is not None:

@@ -24,6 +24,7 @@ from qeuopt.errors import StudyError
 
 MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
 OPTUNA_SCHEMES = ("sqlite", "postgresql", "mysql")
+RATINGS_SCHEMES = ("sqlite", "postgresql")
 DRIVER_HINTS = {
     "postgresql": "pip install 'psycopg[binary]'",
     "mysql": "pip install pymysql",
@@ -38,7 +39,10 @@ def environment_problems(spec, generation_model: bool = True, clip_model: bool =
     problems += _uri_problems("tracking.optuna_storage", tracking.optuna_storage, OPTUNA_SCHEMES)
     problems += _folder_problems("tracking.output_dir", Path(tracking.output_dir))
     problems += _folder_problems("tracking.artifact_dir", Path(tracking.artifact_dir))
-    problems += _file_problems("tracking.ratings_db", Path(tracking.ratings_db))
+    if "://" in tracking.ratings_store:
+        problems += _uri_problems("tracking.ratings_db", tracking.ratings_store, RATINGS_SCHEMES)
+    else:
+        problems += _file_problems("tracking.ratings_db", Path(tracking.ratings_store))
     if generation_model:
         problems += _hub_problems("generation.model", spec.generation.model, spec.base_dir, "model_index.json")
     if clip_model:

@@ -126,7 +126,16 @@ class TrackingSettings:
     output_dir: str = "outputs"
     artifact_dir: str = "mlartifacts"
     overlap_logging: bool = True  # log one condition while the next generates
-    ratings_db: str = "ratings.db"  # SQLite file of human ratings, the source of truth for them
+    # human ratings and choices, the source of truth for them: a SQLite file, a postgresql:// URL,
+    # or empty: the Optuna storage when that is PostgreSQL (shared by every machine), else ratings.db
+    ratings_db: str = ""
+
+    @property
+    def ratings_store(self) -> str:
+        """Where the ratings live: a file path (SQLite) or a database URL."""
+        if self.ratings_db:
+            return self.ratings_db
+        return self.optuna_storage if self.optuna_storage.startswith("postgresql") else "ratings.db"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
 """Pairwise preferences: a durable store of choices, per-condition scores, sync to MLflow.
 
 A *choice* is one rater's answer to "which of these two conditions is better": ``left``,
-``right`` or ``tie``, for the pair as it was shown. It lives in the same SQLite file as the
-ratings, under the same rules: committed (WAL, ``synchronous=FULL``) before the server
-acknowledges it, in the same transaction as an outbox row saying the study's scores in
+``right`` or ``tie``, for the pair as it was shown. It lives in the same database as the
+ratings, under the same rules: committed before the server acknowledges it, in the same transaction as an outbox row saying the study's scores in
 MLflow are out of date. A rater may judge a pair again (people are not consistent, and
 the model expects that); undo withdraws that rater's latest choice of the pair.
 
@@ -24,10 +23,10 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from qeuopt.errors import RatingError
+from qeuopt.ratings.database import spec_ratings_url
 from qeuopt.ratings.store import RatingStore, check_rater, now_iso
 from qeuopt.track.schema import PREFERENCE_METRICS
 
@@ -42,14 +41,15 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS preferences (
     study TEXT NOT NULL, rater TEXT NOT NULL, left_condition INTEGER NOT NULL, right_condition INTEGER NOT NULL,
     choice TEXT NOT NULL CHECK (choice IN ('left', 'right', 'tie')), at TEXT NOT NULL,
-    revision INTEGER PRIMARY KEY, CHECK (left_condition <> right_condition));
+    revision BIGINT PRIMARY KEY, CHECK (left_condition <> right_condition));
 CREATE INDEX IF NOT EXISTS preferences_by_pair ON preferences (study, rater, left_condition, right_condition);
 CREATE TABLE IF NOT EXISTS preference_events (
-    revision INTEGER PRIMARY KEY AUTOINCREMENT, study TEXT NOT NULL, rater TEXT NOT NULL,
+    revision {serial}, study TEXT NOT NULL, rater TEXT NOT NULL,
     left_condition INTEGER NOT NULL, right_condition INTEGER NOT NULL, choice TEXT, action TEXT NOT NULL,
     at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS preference_outbox (study TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS preference_outbox (study TEXT PRIMARY KEY, revision BIGINT NOT NULL);
 """
+PAIR = "study = :study AND rater = :rater AND left_condition = :left AND right_condition = :right"
 
 
 def check_choice(value: Any) -> str | None:
@@ -71,61 +71,67 @@ def check_pair(left: Any, right: Any, known: Mapping[int, int]) -> tuple[int, in
 
 
 class PreferenceStore(RatingStore):
-    """The choices (and, inherited, the ratings) of every study in one SQLite file."""
+    """The choices (and, inherited, the ratings) of every study in one database."""
 
-    def __init__(self, path):
-        super().__init__(path)
-        with self._lock:
-            self._db.executescript(SCHEMA)
+    SCHEMAS = (*RatingStore.SCHEMAS, SCHEMA)
 
-    def _choice_event(self, db, study, rater, left, right, choice, action) -> int:
-        revision = db.execute(
-            "INSERT INTO preference_events (study, rater, left_condition, right_condition, choice,"
-            " action, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (study, rater, left, right, choice, action, now_iso()),
-        ).lastrowid
-        db.execute(
-            "INSERT INTO preference_outbox VALUES (?, ?) ON CONFLICT (study) DO UPDATE SET"
+    def _choice_event(self, connection, key: dict[str, Any], choice: str | None, action: str) -> int:
+        revision = self.db.execute(
+            connection,
+            "INSERT INTO preference_events (study, rater, left_condition, right_condition, choice, action, at)"
+            " VALUES (:study, :rater, :left, :right, :choice, :action, :at) RETURNING revision",
+            **key,
+            choice=choice,
+            action=action,
+            at=now_iso(),
+        ).scalar_one()
+        self.db.execute(
+            connection,
+            "INSERT INTO preference_outbox VALUES (:study, :revision) ON CONFLICT (study) DO UPDATE SET"
             " revision = excluded.revision",
-            (study, revision),
+            study=key["study"],
+            revision=revision,
         )
         return revision
 
     def add(self, study: str, rater: str, left: int, right: int, choice: str) -> int:
         """Store one choice; returns its revision."""
-        rater, choice = check_rater(rater), check_choice(choice)
-        if choice is None:
+        key = {"study": study, "rater": check_rater(rater), "left": left, "right": right}
+        if check_choice(choice) is None:
             raise RatingError("`choice`: left, right or tie is needed to store a choice; given None")
-        with self._transaction() as db:
-            revision = self._choice_event(db, study, rater, left, right, choice, "choose")
-            db.execute(
-                "INSERT INTO preferences VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (study, rater, left, right, choice, now_iso(), revision),
+        with self.db.transaction() as connection:
+            revision = self._choice_event(connection, key, choice, "choose")
+            self.db.execute(
+                connection,
+                "INSERT INTO preferences VALUES (:study, :rater, :left, :right, :choice, :at, :revision)",
+                **key,
+                choice=choice,
+                at=now_iso(),
+                revision=revision,
             )
         return revision
 
     def withdraw(self, study: str, rater: str, left: int, right: int) -> int | None:
         """Forget the rater's latest choice of the pair as shown (undo); None if there is none."""
-        rater = check_rater(rater)
-        key = (study, rater, left, right)
-        with self._transaction() as db:
-            gone = db.execute(
-                "DELETE FROM preferences WHERE revision = (SELECT MAX(revision) FROM preferences WHERE"
-                " study = ? AND rater = ? AND left_condition = ? AND right_condition = ?)",
-                key,
+        key = {"study": study, "rater": check_rater(rater), "left": left, "right": right}
+        with self.db.transaction() as connection:
+            gone = self.db.execute(
+                connection,
+                f"DELETE FROM preferences WHERE revision = (SELECT MAX(revision) FROM preferences WHERE {PAIR})",
+                **key,
             )
             if not gone.rowcount:
                 return None
-            return self._choice_event(db, *key, None, "withdraw")
+            return self._choice_event(connection, key, None, "withdraw")
 
     def choices(self, study: str, rater: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM preferences WHERE study = ?", (study,)
+        sql, args = "SELECT * FROM preferences WHERE study = :study", {"study": study}
         if rater is not None:
-            sql, args = sql + " AND rater = ?", (study, rater)
-        return self._query(sql + " ORDER BY revision", args)
+            sql, args = sql + " AND rater = :rater", {**args, "rater": rater}
+        return self.db.query(sql + " ORDER BY revision", **args)
 
     def preference_revision(self, study: str) -> int:
-        found = self._query("SELECT MAX(revision) AS r FROM preference_events WHERE study = ?", (study,))
+        found = self.db.query("SELECT MAX(revision) AS r FROM preference_events WHERE study = :study", study=study)
         return found[0]["r"] or 0
 
     def revision(self, study: str) -> int:
@@ -133,17 +139,22 @@ class PreferenceStore(RatingStore):
         return super().revision(study) + self.preference_revision(study)
 
     def preference_outbox(self, study: str) -> int | None:
-        found = self._query("SELECT revision FROM preference_outbox WHERE study = ?", (study,))
+        found = self.db.query("SELECT revision FROM preference_outbox WHERE study = :study", study=study)
         return found[0]["revision"] if found else None
 
     def mark_preferences_synced(self, study: str, revision: int) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM preference_outbox WHERE study = ? AND revision <= ?", (study, revision))
+        with self.db.transaction() as connection:
+            self.db.execute(
+                connection,
+                "DELETE FROM preference_outbox WHERE study = :study AND revision <= :revision",
+                study=study,
+                revision=revision,
+            )
 
 
 def preference_store_for(spec) -> PreferenceStore:
-    """The store named by the study's ``tracking.ratings_db``, with the choices' tables."""
-    return PreferenceStore(Path(spec.tracking.ratings_db).resolve())
+    """The store of the study's ratings, with the choices' tables."""
+    return PreferenceStore(spec_ratings_url(spec))
 
 
 # ------------------------------------------------------------------------------ the model

@@ -63,7 +63,7 @@ class RatingApp:
         self.store = store or store_for(study.spec)
         self.catalog = Catalog(study)
         self.sync = MlflowSync(self.store, tracker or study.tracker(), study.name, self.catalog)
-        self.pairs = pairs.PairsApp(study.name, self.catalog, self.store.path, self.sync.tracker)
+        self.pairs = pairs.PairsApp(study.name, self.catalog, self.store.url, self.sync.tracker)
 
     def study_info(self) -> dict[str, Any]:
         gen = self.study.spec.generation

@@ -1,8 +1,8 @@
-"""Human ratings: a durable store, per-rater normalization, the combined score, CSV files.
+"""Human ratings: a durable store, per-rater normalization, the combined score.
 
-SQLite is the source of truth. A rating is committed (WAL journal, ``synchronous=FULL``)
-before the rating server acknowledges it, in the same transaction as an *outbox* row
-naming the condition whose MLflow run is now out of date; ``qeuopt.ratings.sync`` copies
+The database (:mod:`qeuopt.ratings.database`: a SQLite file on one machine, PostgreSQL
+for a team) is the source of truth. A rating is committed before the rating server
+acknowledges it, in the same transaction as an *outbox* row naming the condition whose MLflow run is now out of date; ``qeuopt.ratings.sync`` copies
 the condition's aggregates to MLflow and deletes the outbox row only after MLflow took
 them, so a killed server loses nothing it acknowledged and MLflow catches up later.
 
@@ -20,41 +20,37 @@ breaks ties. Conditions nobody rated have no combined score (NaN).
 
 from __future__ import annotations
 
-import csv
 import re
-import sqlite3
-import threading
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from qeuopt.errors import RatingError
+from qeuopt.ratings.database import Database, spec_ratings_url
 
 SCALE = (1, 5)
 SKIP = "skip"
 WEIGHTS = {"rating": 0.7, "clip": 0.3}
-# The CSV of `qeuopt ratings export/import`: rating is 1..5 or "skip"; updated_at is ISO 8601.
-CSV_COLUMNS = ("study", "condition", "image", "rater", "rating", "updated_at")
 RATER_RULE = re.compile(r"^\w[\w .@-]{0,63}$")  # no commas: raters are listed comma-joined in a tag
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ratings (
     study TEXT NOT NULL, condition INTEGER NOT NULL, image INTEGER NOT NULL, rater TEXT NOT NULL,
     rating INTEGER CHECK (rating IS NULL OR rating BETWEEN 1 AND 5),
-    updated_at TEXT NOT NULL, revision INTEGER NOT NULL,
+    updated_at TEXT NOT NULL, revision BIGINT NOT NULL,
     PRIMARY KEY (study, condition, image, rater));
 CREATE TABLE IF NOT EXISTS rating_events (
-    revision INTEGER PRIMARY KEY AUTOINCREMENT, study TEXT NOT NULL, condition INTEGER NOT NULL,
+    revision {serial}, study TEXT NOT NULL, condition INTEGER NOT NULL,
     image INTEGER NOT NULL, rater TEXT NOT NULL, rating INTEGER, action TEXT NOT NULL, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS mlflow_outbox (
-    study TEXT NOT NULL, condition INTEGER NOT NULL, revision INTEGER NOT NULL,
+    study TEXT NOT NULL, condition INTEGER NOT NULL, revision BIGINT NOT NULL,
     PRIMARY KEY (study, condition));
 """
-UPSERT = """INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?)
+UPSERT = """INSERT INTO ratings VALUES (:study, :condition, :image, :rater, :rating, :at, :revision)
     ON CONFLICT (study, condition, image, rater) DO UPDATE SET
     rating = excluded.rating, updated_at = excluded.updated_at, revision = excluded.revision"""
+KEY = "study = :study AND condition = :condition AND image = :image AND rater = :rater"
 
 
 def now_iso() -> str:
@@ -91,86 +87,73 @@ def check_position(condition: Any, image: Any, known: Mapping[int, int]) -> tupl
 
 
 class RatingStore:
-    """The ratings of every study that shares one SQLite file; safe across threads."""
+    """The ratings of every study that shares one database (:mod:`qeuopt.ratings.database`:
+    a SQLite file or a PostgreSQL URL); safe across threads and processes."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()  # one connection, one writer at a time in this process
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a commit survives power loss, not only a crash
-        self._db.executescript(SCHEMA)
+    SCHEMAS = (SCHEMA,)
 
-    @contextmanager
-    def _transaction(self):
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def __init__(self, location: str | Path):
+        self.db = Database(location, "".join(self.SCHEMAS))
+        self.url = self.db.url
 
-    def _query(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            cursor = self._db.execute(sql, args)
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-    @staticmethod
-    def _event(db, study, condition, image, rater, rating, action, at) -> int:
-        cursor = db.execute(
+    def _event(self, connection, action: str, key: dict[str, Any], rating: int | None, at: str) -> int:
+        row = {**key, "rating": rating, "action": action, "at": at}
+        revision = self.db.execute(
+            connection,
             "INSERT INTO rating_events (study, condition, image, rater, rating, action, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (study, condition, image, rater, rating, action, at),
-        )
-        revision = cursor.lastrowid
-        db.execute(
-            "INSERT INTO mlflow_outbox VALUES (?, ?, ?) ON CONFLICT (study, condition) DO UPDATE SET"
-            " revision = excluded.revision",
-            (study, condition, revision),
+            " VALUES (:study, :condition, :image, :rater, :rating, :action, :at) RETURNING revision",
+            **row,
+        ).scalar_one()
+        self.db.execute(
+            connection,
+            "INSERT INTO mlflow_outbox VALUES (:study, :condition, :revision) ON CONFLICT (study, condition)"
+            " DO UPDATE SET revision = excluded.revision",
+            study=key["study"],
+            condition=key["condition"],
+            revision=revision,
         )
         return revision
 
     def put(self, study: str, condition: int, image: int, rater: str, rating: int | str) -> int:
         """Store (replace) one rater's rating of one image; returns the revision."""
-        value, rater, at = check_rating(rating), check_rater(rater), now_iso()
-        with self._transaction() as db:
-            revision = self._event(db, study, condition, image, rater, value, "skip" if value is None else "rate", at)
-            db.execute(UPSERT, (study, condition, image, rater, value, at, revision))
+        value, at = check_rating(rating), now_iso()
+        key = {"study": study, "condition": condition, "image": image, "rater": check_rater(rater)}
+        with self.db.transaction() as connection:
+            revision = self._event(connection, "skip" if value is None else "rate", key, value, at)
+            self.db.execute(connection, UPSERT, **key, rating=value, at=at, revision=revision)
         return revision
 
     def remove(self, study: str, condition: int, image: int, rater: str) -> int | None:
         """Forget one rater's rating of one image (undo); returns the revision, None if absent."""
-        rater = check_rater(rater)
-        key = (study, condition, image, rater)
-        with self._transaction() as db:
-            gone = db.execute("DELETE FROM ratings WHERE study = ? AND condition = ? AND image = ? AND rater = ?", key)
-            if not gone.rowcount:
+        key = {"study": study, "condition": condition, "image": image, "rater": check_rater(rater)}
+        with self.db.transaction() as connection:
+            if not self.db.execute(connection, f"DELETE FROM ratings WHERE {KEY}", **key).rowcount:
                 return None
-            return self._event(db, *key, None, "remove", now_iso())
+            return self._event(connection, "remove", key, None, now_iso())
 
     def import_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Checked rows in one transaction; a row older than the stored rating loses."""
         count = 0
-        with self._transaction() as db:
+        with self.db.transaction() as connection:
             for r in rows:
-                key = (r["study"], r["condition"], r["image"], r["rater"])
-                revision = self._event(db, *key, r["rating"], "import", r["updated_at"])
-                count += db.execute(
+                key = {name: r[name] for name in ("study", "condition", "image", "rater")}
+                revision = self._event(connection, "import", key, r["rating"], r["updated_at"])
+                count += self.db.execute(
+                    connection,
                     UPSERT + " WHERE excluded.updated_at >= ratings.updated_at",
-                    (*key, r["rating"], r["updated_at"], revision),
+                    **key,
+                    rating=r["rating"],
+                    at=r["updated_at"],
+                    revision=revision,
                 ).rowcount
         return count
 
     def rows(self, study: str, rater: str | None = None, condition: int | None = None) -> list[dict]:
-        sql, args = "SELECT * FROM ratings WHERE study = ?", [study]
+        sql, args = "SELECT * FROM ratings WHERE study = :study", {"study": study}
         for column, value in (("rater", rater), ("condition", condition)):
             if value is not None:
-                sql, args = sql + f" AND {column} = ?", args + [value]
-        return self._query(sql + " ORDER BY condition, image, rater", tuple(args))
+                sql, args = sql + f" AND {column} = :{column}", {**args, column: value}  # column names are ours
+        return self.db.query(sql + " ORDER BY condition, image, rater", **args)
 
     def frame(self, study: str):
         """The ratings of a study as pandas: one row per (condition, image, rater)."""
@@ -182,34 +165,36 @@ class RatingStore:
 
     def revision(self, study: str) -> int:
         """Grows with every change of the study's ratings (for pollers)."""
-        found = self._query("SELECT MAX(revision) AS r FROM rating_events WHERE study = ?", (study,))
+        found = self.db.query("SELECT MAX(revision) AS r FROM rating_events WHERE study = :study", study=study)
         return found[0]["r"] or 0
 
     def outbox(self, study: str) -> list[tuple[int, int]]:
-        return [
-            (r["condition"], r["revision"])
-            for r in self._query(
-                "SELECT condition, revision FROM mlflow_outbox WHERE study = ? ORDER BY revision", (study,)
-            )
-        ]
+        found = self.db.query(
+            "SELECT condition, revision FROM mlflow_outbox WHERE study = :study ORDER BY revision", study=study
+        )
+        return [(r["condition"], r["revision"]) for r in found]
 
     def mark_synced(self, study: str, condition: int, revision: int) -> None:
         """Clear the outbox row unless a newer change arrived while MLflow was written."""
-        with self._transaction() as db:
-            db.execute(
-                "DELETE FROM mlflow_outbox WHERE study = ? AND condition = ? AND revision <= ?",
-                (study, condition, revision),
+        with self.db.transaction() as connection:
+            self.db.execute(
+                connection,
+                "DELETE FROM mlflow_outbox WHERE study = :study AND condition = :condition AND revision <= :revision",
+                study=study,
+                condition=condition,
+                revision=revision,
             )
+
+    TABLES = ("ratings", "rating_events", "mlflow_outbox")
 
     def forget_study(self, study: str) -> None:
         """Remove every rating, event and pending MLflow copy of a study (``run --fresh``)."""
-        with self._transaction() as db:
-            for table in ("ratings", "rating_events", "mlflow_outbox"):
-                db.execute(f"DELETE FROM {table} WHERE study = ?", (study,))  # table names are ours
+        with self.db.transaction() as connection:
+            for table in self.TABLES:
+                self.db.execute(connection, f"DELETE FROM {table} WHERE study = :study", study=study)  # ours
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     def __enter__(self) -> RatingStore:
         return self
@@ -219,8 +204,8 @@ class RatingStore:
 
 
 def store_for(spec) -> RatingStore:
-    """The store named by a study's ``tracking.ratings_db`` (relative to the current folder)."""
-    return RatingStore(Path(spec.tracking.ratings_db).resolve())
+    """The store of a study's ratings (:func:`qeuopt.ratings.database.spec_ratings_url`)."""
+    return RatingStore(spec_ratings_url(spec))
 
 
 def ratings_frame(study):
@@ -268,80 +253,3 @@ def condition_scores(frame, clip: Mapping[int, float], weights: Mapping[str, flo
     scores["combined"] = blend.reindex(scores.index)
     scores.index.name = "condition"
     return scores
-
-
-def write_ratings_csv(rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    count = 0
-    for r in rows:
-        writer.writerow(
-            [
-                r["study"],
-                r["condition"],
-                r["image"],
-                r["rater"],
-                SKIP if r["rating"] is None else r["rating"],
-                r["updated_at"],
-            ]
-        )
-        count += 1
-    return count
-
-
-def read_csv(source: TextIO, study: str, known: Mapping[int, int]) -> list[dict[str, Any]]:
-    """Checked rows of a ratings CSV; every bad row is reported with its line number."""
-    reader = csv.DictReader(source)
-    missing = [c for c in ("condition", "image", "rater", "rating") if c not in (reader.fieldnames or [])]
-    if missing:
-        raise RatingError(
-            f"ratings CSV: columns {', '.join(CSV_COLUMNS)} are expected (study and updated_at "
-            f"optional); missing {', '.join(missing)}"
-        )
-    rows, problems = [], []
-    for row in reader:
-        try:
-            _check_cells(row, len(reader.fieldnames))
-            rows.append(_checked_row(row, study, known))
-        except (RatingError, ValueError) as err:
-            problems.append(f"line {reader.line_num}: {err}")
-    if problems:
-        raise RatingError(f"{len(problems)} bad row(s), nothing imported:\n  " + "\n  ".join(problems))
-    return rows
-
-
-def _check_cells(row: Mapping[str | None, Any], columns: int) -> None:
-    """csv.DictReader files surplus cells under None and fills missing ones with None."""
-    extra, given = row.get(None), sum(v is not None for k, v in row.items() if k is not None)
-    if extra is not None or given < columns:
-        raise RatingError(f"row: {columns} cells (one per header column) are allowed; given {given + len(extra or [])}")
-
-
-def _checked_row(row: Mapping[str, str], study: str, known: Mapping[int, int]) -> dict[str, Any]:
-    if row.get("study") not in (None, "", study):
-        raise RatingError(f"`study`: {study!r} (or empty) is allowed; given {row['study']!r}")
-    condition, image = (_integer(row, name) for name in ("condition", "image"))
-    check_position(condition, image, known)
-    text = (row.get("rating") or "").strip()
-    rating = check_rating(int(text) if text.isdigit() else text)
-    stamp = (row.get("updated_at") or "").strip()
-    try:
-        when = datetime.fromisoformat(stamp) if stamp else datetime.now(UTC)
-    except ValueError:
-        raise RatingError(f"`updated_at`: an ISO 8601 time (or empty) is allowed; given {stamp!r}") from None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return {
-        "study": study,
-        "condition": condition,
-        "image": image,
-        "rater": check_rater(row.get("rater")),
-        "rating": rating,
-        "updated_at": when.astimezone(UTC).isoformat(timespec="microseconds"),
-    }
-
-
-def _integer(row: Mapping[str, str], name: str) -> int:
-    text = (row.get(name) or "").strip()
-    if not text.lstrip("-").isdigit():
-        raise RatingError(f"`{name}`: an integer is allowed; given {text!r}")
-    return int(text)

@@ -141,12 +141,13 @@ def _delete_optuna_study(study) -> bool:
 
 
 def _save_and_forget_ratings(spec) -> Path | None:
-    from qeuopt.ratings.store import RatingStore, write_ratings_csv
+    from qeuopt.ratings.csvfile import write_ratings_csv
+    from qeuopt.ratings.database import ratings_exist
+    from qeuopt.ratings.store import store_for
 
-    path = Path(spec.tracking.ratings_db)
-    if not path.is_file():
+    if not ratings_exist(spec):
         return None
-    with RatingStore(path.resolve()) as store:
+    with store_for(spec) as store:
         rows = store.rows(spec.name)
         if not rows:
             return None

@@ -31,7 +31,7 @@ def tell_preferred(study, opt, waiting, store) -> dict[int, float]:
     from optuna.trial import TrialState
 
     own = not isinstance(store, PreferenceStore)
-    choices_store = PreferenceStore(store.path) if own else store
+    choices_store = PreferenceStore(store.url) if own else store
     try:
         generated = [
             t

@@ -37,7 +37,8 @@ def name_objective(study, spec) -> None:
             study.set_metric_names([name])
 
 
-OPTUNA_ENV, MLFLOW_ENV = "QEUOPT_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI"  # override the study file
+# the environment overrides the study file
+OPTUNA_ENV, MLFLOW_ENV, RATINGS_ENV = "QEUOPT_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI", "QEUOPT_RATINGS_DB"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Study:
     ):
         data = {"name": name, "prompt": dict(prompt), "factors": dict(factors), **sections}
         self.spec = build_spec(data, base_dir=base_dir)
-        self.use_stores(os.environ.get(OPTUNA_ENV), os.environ.get(MLFLOW_ENV))
+        self.use_stores(*map(os.environ.get, (OPTUNA_ENV, MLFLOW_ENV, RATINGS_ENV)))
 
     @classmethod
     def from_file(cls, path: str | Path) -> Study:
@@ -77,7 +78,7 @@ class Study:
     def from_spec(cls, spec: StudySpec) -> Study:
         study = cls.__new__(cls)
         study.spec = spec
-        return study.use_stores(os.environ.get(OPTUNA_ENV), os.environ.get(MLFLOW_ENV))
+        return study.use_stores(*map(os.environ.get, (OPTUNA_ENV, MLFLOW_ENV, RATINGS_ENV)))
 
     @property
     def name(self) -> str:
@@ -102,11 +103,15 @@ class Study:
         name_objective(study, self.spec)
         return study
 
-    def use_stores(self, optuna_storage: str | None = None, tracking_uri: str | None = None) -> Study:
+    def use_stores(
+        self, optuna_storage: str | None = None, tracking_uri: str | None = None, ratings_db: str | None = None
+    ) -> Study:
         """Point this study at other stores than its file names (a worker's command-line
-        options); the environment's ``QEUOPT_OPTUNA_STORAGE`` and ``MLFLOW_TRACKING_URI``
-        already did so when the study was loaded, so credentials stay out of study files."""
-        changes = {k: v for k, v in (("optuna_storage", optuna_storage), ("mlflow_uri", tracking_uri)) if v}
+        options); the environment's ``QEUOPT_OPTUNA_STORAGE``, ``MLFLOW_TRACKING_URI`` and
+        ``QEUOPT_RATINGS_DB`` already did so when the study was loaded, so credentials stay
+        out of study files."""
+        given = (("optuna_storage", optuna_storage), ("mlflow_uri", tracking_uri), ("ratings_db", ratings_db))
+        changes = {k: v for k, v in given if v}
         if changes:
             self.spec = replace(self.spec, tracking=replace(self.spec.tracking, **changes))
         return self
