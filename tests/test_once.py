@@ -174,6 +174,24 @@ def test_a_ratings_database_of_another_kind_is_refused_before_anything_is_made(w
     assert not (workdir / "optuna.db").exists()
 
 
+def test_the_parent_run_stays_running_until_the_last_worker_leaves(workdir):
+    from qeuopt.run.queue import design_rows
+    from qeuopt.run.study import Study
+    from qeuopt.testing.fake import FakeGenerator, FakeScorer
+
+    study = Study.from_file(write_study(workdir / "s.toml"))
+    study.init()
+    other = TrialLoop(study.optuna_study(), study.spec.space.levels(), design_rows(study.spec), say=lambda t: None)
+    held = other.claim()  # another live worker holds one row
+    summary = study.run(FakeGenerator(), FakeScorer(), progress=False, wait_s=0.5)
+    assert summary.ran == 8 and [u.split()[0] for u in summary.unfinished] == [f"c{held.number:03d}"]
+    parent = study.tracker().find_study_run("once")
+    assert study.tracker().client.get_run(parent).info.status == "RUNNING"  # not finished: a row is open
+    other.study.tell(held, state=optuna.trial.TrialState.FAIL)  # that worker gives up; its row comes back
+    assert study.run(FakeGenerator(), FakeScorer(), progress=False).ran == 1
+    assert study.tracker().client.get_run(parent).info.status == "FINISHED"
+
+
 # -- processes ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_two_runs_started_together_run_each_row_once(workdir):

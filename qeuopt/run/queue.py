@@ -148,3 +148,11 @@ def missing_rows(trials, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def suggest(trial, levels: Mapping[str, Sequence]) -> dict[str, Any]:
     """The condition of a trial: fixed params for enqueued rows, sampled otherwise."""
     return {name: trial.suggest_categorical(name, list(values)) for name, values in levels.items()}
+
+
+def open_trials(study) -> list:
+    """Trials some worker runs or will run (RUNNING or WAITING): while any is left, the
+    study is not finished, whichever worker stops first."""
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))

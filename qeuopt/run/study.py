@@ -157,14 +157,14 @@ class Study:
             return advance(self, generator, scorer).summary
         if self.spec.design.kind == "optuna" and self.spec.design.sampler == "oa":
             return self._run_rounds(generator, scorer)
-        from qeuopt.run.queue import design_rows
+        from qeuopt.run.queue import design_rows, open_trials
 
         study, tracker = self.optuna_study(create), self.tracker()
         rows = design_rows(self.spec)
         loop = self.loop(study, tracker, rows, progress)
         loop.resume()
         self._repair(study, tracker)
-        with self.runner(tracker, rows, generator, scorer) as runner:
+        with self.runner(tracker, rows, generator, scorer, lambda: bool(open_trials(study))) as runner:
             state = loop.drain(self._work(runner), wait_s)
         summary = self._summary(study, runner.timings)
         return replace(summary, unfinished=tuple(map(str, state.held)))
@@ -246,9 +246,10 @@ class Study:
         return replace(self._summary(study, runner.timings), recommended=result.recommended)
 
     @contextmanager
-    def runner(self, tracker, rows, generator=None, scorer=None):
+    def runner(self, tracker, rows, generator=None, scorer=None, still_open=None):
         """A :class:`ConditionRunner` under the study's parent run. On leaving, every upload
-        is done, and the parent run ends FINISHED, or FAILED if an error escaped."""
+        is done, and the parent run ends FINISHED, or FAILED if an error escaped; it stays
+        RUNNING when ``still_open()`` says other workers hold or wait for conditions."""
         from qeuopt.run.queue import array_name
 
         with self.lock():  # workers that start together find or make one parent run
@@ -266,10 +267,11 @@ class Study:
         try:
             yield runner
             runner.close()  # an upload's failure surfaces here, before the study counts as finished
-            status = "FINISHED"
+            status = "RUNNING" if still_open is not None and still_open() else "FINISHED"
         finally:
             runner.close()
-            tracker.finish(parent, status)
+            if status != "RUNNING":  # the last worker to leave ends it
+                tracker.finish(parent, status)
 
     def mlflow_view(self, tracker=None) -> str:
         """The MLflow UI path (after the server's address) that opens this study's condition
