@@ -27,11 +27,11 @@ from typing import Any
 from qeuopt.errors import RatingError
 from qeuopt.ratings.preferences import (
     PreferenceStore,
-    PreferenceSync,
     check_choice,
     check_pair,
     fit_choices,
     preference_scores,
+    preference_sync,
 )
 from qeuopt.ratings.store import check_rater
 from qeuopt.track.schema import PREFERENCE_METRICS
@@ -49,7 +49,7 @@ class PairsApp:
     def __init__(self, study: str, catalog, store_path, tracker):
         self.study, self.catalog = study, catalog
         self.store = PreferenceStore(store_path)
-        self.sync = PreferenceSync(self.store, tracker, study, catalog.run_ids)
+        self.sync = preference_sync(self.store, tracker, study, catalog.run_ids)
         self._random = random.Random()
         self._fitted: tuple[tuple, Any] = ((), None)  # (revision, conditions) -> model: refit on change only
         self._lock = threading.Lock()

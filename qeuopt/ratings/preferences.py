@@ -19,23 +19,19 @@ so the sync rewrites all conditions' metrics, with the store's revision as their
 from __future__ import annotations
 
 import json
-import logging
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qeuopt.errors import RatingError
 from qeuopt.ratings.database import spec_ratings_url
 from qeuopt.ratings.store import RatingStore, check_rater, now_iso
+from qeuopt.ratings.sync import OutboxSync
 from qeuopt.track.schema import PREFERENCE_METRICS
 
-log = logging.getLogger(__name__)
 CHOICES = ("left", "right", "tie")
 OUTCOME = {"left": 1, "right": -1, "tie": 0}  # the y of BradleyTerry
 ALPHA = 1.0  # prior precision of a score: sd 1 logit
 LEVEL = 0.95
-RETRY_S = 2.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS preferences (
@@ -143,13 +139,7 @@ class PreferenceStore(RatingStore):
         return found[0]["revision"] if found else None
 
     def mark_preferences_synced(self, study: str, revision: int) -> None:
-        with self.db.transaction() as connection:
-            self.db.execute(
-                connection,
-                "DELETE FROM preference_outbox WHERE study = :study AND revision <= :revision",
-                study=study,
-                revision=revision,
-            )
+        self._clear_outbox("preference_outbox", revision, study=study)
 
 
 def preference_store_for(spec) -> PreferenceStore:
@@ -230,45 +220,11 @@ def sync_preferences(store: PreferenceStore, tracker, study: str, run_ids: Mappi
     return len(scores)
 
 
-class PreferenceSync:
-    """Copies the scores of one study to MLflow in a background thread, woken by :meth:`notify`."""
-
-    def __init__(self, store: PreferenceStore, tracker, study: str, run_ids):
-        self.store, self.tracker, self.study, self.run_ids = store, tracker, study, run_ids
-        self._wake, self._stop = threading.Event(), False
-        self._thread = threading.Thread(target=self._loop, name="qeuopt-preference-sync", daemon=True)
-
-    def start(self) -> PreferenceSync:
-        self._thread.start()
-        self.notify()  # first what an earlier, killed server left in the outbox
-        return self
-
-    def notify(self) -> None:
-        self._wake.set()
-
-    def pending(self) -> bool:
-        return self.store.preference_outbox(self.study) is not None
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.pending() and time.monotonic() < deadline:
-            self.notify()
-            time.sleep(0.05)
-        return not self.pending()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self._thread.is_alive():
-            self.flush(timeout)
-            self._stop = True
-            self._wake.set()
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop:
-            self._wake.wait(RETRY_S)
-            self._wake.clear()
-            try:
-                sync_preferences(self.store, self.tracker, self.study, self.run_ids())
-            except Exception:  # MLflow trouble must not stop judging: the outbox keeps the work
-                log.exception("copying preference scores to MLflow failed; retrying in %.0f s", RETRY_S)
-                time.sleep(RETRY_S)
+def preference_sync(store: PreferenceStore, tracker, study: str, run_ids) -> OutboxSync:
+    """The sync of one study's preference scores (``run_ids()``: condition -> run id)."""
+    return OutboxSync(
+        lambda: sync_preferences(store, tracker, study, run_ids()),
+        lambda: int(store.preference_outbox(study) is not None),
+        tracker,
+        "preference scores",
+    )

@@ -32,7 +32,7 @@ from qeuopt.errors import RatingError
 from qeuopt.ratings import pairs
 from qeuopt.ratings.catalog import Catalog
 from qeuopt.ratings.store import SCALE, SKIP, check_position, check_rater, store_for
-from qeuopt.ratings.sync import MlflowSync
+from qeuopt.ratings.sync import rating_sync
 
 log = logging.getLogger(__name__)
 MAX_BODY = 4096  # a rating is under 200 bytes
@@ -62,7 +62,7 @@ class RatingApp:
         self.study = study
         self.store = store or store_for(study.spec)
         self.catalog = Catalog(study)
-        self.sync = MlflowSync(self.store, tracker or study.tracker(), study.name, self.catalog)
+        self.sync = rating_sync(self.store, tracker or study.tracker(), study.name, self.catalog)
         self.pairs = pairs.PairsApp(study.name, self.catalog, self.store.url, self.sync.tracker)
 
     def study_info(self) -> dict[str, Any]:

@@ -176,14 +176,14 @@ class RatingStore:
 
     def mark_synced(self, study: str, condition: int, revision: int) -> None:
         """Clear the outbox row unless a newer change arrived while MLflow was written."""
+        self._clear_outbox("mlflow_outbox", revision, study=study, condition=condition)
+
+    def _clear_outbox(self, table: str, revision: int, **key: Any) -> None:
+        """Delete the outbox row of ``key`` (column -> value) if not newer than ``revision``."""
+        where = " AND ".join(f"{column} = :{column}" for column in key)  # table and column names are ours
         with self.db.transaction() as connection:
-            self.db.execute(
-                connection,
-                "DELETE FROM mlflow_outbox WHERE study = :study AND condition = :condition AND revision <= :revision",
-                study=study,
-                condition=condition,
-                revision=revision,
-            )
+            sql = f"DELETE FROM {table} WHERE {where} AND revision <= :revision"
+            self.db.execute(connection, sql, **key, revision=revision)
 
     TABLES = ("ratings", "rating_events", "mlflow_outbox")
 

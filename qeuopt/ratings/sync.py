@@ -2,9 +2,9 @@
 
 :func:`sync_outbox` does the copying (``qeuopt ratings import`` and the steering loop
 call it too). The HTTP request that stores a rating only commits it to SQLite
-(milliseconds) and wakes :class:`MlflowSync`; MLflow, which is slower, is written there.
+(milliseconds) and wakes an :class:`OutboxSync`; MLflow, which is slower, is written there.
 What is not written yet stays in the store's outbox, so it is written after a crash too:
-:meth:`MlflowSync.start` drains the outbox before anything else.
+:meth:`OutboxSync.start` drains the outbox before anything else.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -51,26 +51,29 @@ def sync_outbox(store, tracker, study: str, run_ids: Mapping[int, str]) -> int:
     return written
 
 
-class MlflowSync:
-    """Drains the outbox of one study whenever :meth:`notify` is called."""
+class OutboxSync:
+    """A background thread that runs ``drain()`` whenever :meth:`notify` is called (and
+    every :data:`RETRY_S`), until ``pending()`` says the outbox is empty. MLflow trouble
+    is logged and retried: the outbox keeps the work, so rating never stops for it."""
 
-    def __init__(self, store, tracker, study_name: str, catalog):
-        self.store, self.tracker, self.study_name, self.catalog = store, tracker, study_name, catalog
+    def __init__(self, drain: Callable[[], Any], pending: Callable[[], int], tracker, name: str):
+        self.drain, self._pending, self.tracker, self.name = drain, pending, tracker, name
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._stop = False
-        self._thread = threading.Thread(target=self._loop, name="qeuopt-mlflow-sync", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"qeuopt-{name}-sync", daemon=True)
 
-    def start(self) -> MlflowSync:
+    def start(self) -> OutboxSync:
         self._thread.start()
-        self.notify()
+        self.notify()  # first what an earlier, killed server left in the outbox
         return self
 
     def notify(self) -> None:
         self._wake.set()
 
     def pending(self) -> int:
-        return len(self.store.outbox(self.study_name))
+        """How many outbox rows wait for MLflow."""
+        return self._pending()
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything stored is in MLflow; False if that took longer than ``timeout``."""
@@ -82,6 +85,8 @@ class MlflowSync:
         return self.pending() == 0
 
     def stop(self, timeout: float = 30.0) -> None:
+        if not self._thread.is_alive():
+            return
         self.flush(timeout)
         self._stop = True
         self._wake.set()
@@ -92,9 +97,19 @@ class MlflowSync:
             self._wake.wait(RETRY_S)
             self._wake.clear()
             try:
-                sync_outbox(self.store, self.tracker, self.study_name, self.catalog.run_ids())
-            except Exception:  # MLflow trouble must not stop rating: the outbox keeps the work
-                log.exception("copying ratings to MLflow failed; retrying in %.0f s", RETRY_S)
+                self.drain()
+            except Exception:
+                log.exception("copying %s to MLflow failed; retrying in %.0f s", self.name, RETRY_S)
                 time.sleep(RETRY_S)
             with self._idle:
                 self._idle.notify_all()
+
+
+def rating_sync(store, tracker, study: str, catalog) -> OutboxSync:
+    """The sync of one study's ratings: each out-of-date condition to its run."""
+    return OutboxSync(
+        lambda: sync_outbox(store, tracker, study, catalog.run_ids()),
+        lambda: len(store.outbox(study)),
+        tracker,
+        "ratings",
+    )
