@@ -58,7 +58,7 @@ def test_ui_takes_its_server_and_the_server_workers_down(tmp_path, stop):
         [
             sys.executable,
             "-c",
-            "import sys; from qeuopt.cli.main import serve_until_stopped; "
+            "import sys; from qeuopt.cli.ui import serve_until_stopped; "
             f"sys.exit(serve_until_stopped([sys.executable, '-c', {server!r}]))",
         ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qeuopt.analysis.effects import analyze, effects_figure, sn_ratio
+from qeuopt.analysis.effects import analyze, sn_ratio
+from qeuopt.analysis.figures import effects_figure
 from qeuopt.design.arrays import orthogonal_array
 from qeuopt.design.assign import Assignment, assign
 from qeuopt.errors import DesignError, InputError, NoDataError

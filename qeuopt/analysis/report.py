@@ -143,7 +143,7 @@ def log_analysis(tracker, result) -> str | None:
     if run_id is None:
         warnings.warn(f"no parent run of study {result.study!r} in MLflow: the analysis is not logged", stacklevel=2)
         return None
-    from qeuopt.analysis.effects import effects_figure
+    from qeuopt.analysis.figures import effects_figure
 
     t, folder = result.taguchi, f"analysis/{result.response}"
     tracker.log_figure(

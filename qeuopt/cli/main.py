@@ -4,13 +4,13 @@ so ``qeuopt --help`` stays quick."""
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from qeuopt.cli.analysis import add_analysis_commands
 from qeuopt.cli.ratings import add_rating_commands
+from qeuopt.cli.ui import cmd_ui
 from qeuopt.errors import InputError, QeuoptError, StudyError
 
 DEMO_STUDY = "demo_tiny_l9.toml"
@@ -184,67 +184,6 @@ def cmd_demo(args) -> int:
     args.study = str(_demo_study(Path(args.folder)))
     print(f"demo study: {args.study}")
     return cmd_run(args)
-
-
-def cmd_ui(args) -> int:
-    uri = args.backend_store_uri
-    view = None
-    if args.study:
-        from qeuopt.run.study import Study
-
-        study = Study.from_file(args.study)
-        uri, view = study.spec.tracking.mlflow_uri, study.mlflow_view()
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--workers",
-        str(args.workers),
-    ]
-    print(f"MLflow UI on http://{args.host}:{args.port}{view or ''} (Ctrl-C stops it)", flush=True)
-    return serve_until_stopped(command)
-
-
-def serve_until_stopped(command: list[str]) -> int:
-    """Run a server in its own process group and take the whole group down with us, on
-    Ctrl-C and on SIGTERM: MLflow's UI starts worker processes of its own, which a plain
-    child-process call would leave running (and holding the port) after we exit."""
-    import signal
-
-    server = subprocess.Popen(command, start_new_session=True)
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        return server.wait()
-    except KeyboardInterrupt:
-        print("stopping the server", file=sys.stderr)
-        _stop_group(server, signal.SIGTERM, 10)
-        _stop_group(server, signal.SIGKILL, 10)  # whatever of the group is left
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _stop_group(server, sig, timeout: float) -> None:
-    import contextlib
-    import os
-
-    try:
-        os.killpg(server.pid, sig)
-    except ProcessLookupError:  # the whole group is gone already
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        server.wait(timeout=timeout)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from qeuopt.errors import RatingError
 from qeuopt.ratings import pairs
 from qeuopt.ratings.catalog import Catalog
+from qeuopt.ratings.http import HttpError, QuietServer, json_depth
 from qeuopt.ratings.store import SCALE, SKIP, check_position, check_rater, store_for
 from qeuopt.ratings.sync import rating_sync
 
@@ -47,12 +48,6 @@ STATIC = {
 IMAGE_PATH = re.compile(r"^/images/(\d{1,9})/(\d{1,4}|grid)$")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 POLL_S = 0.05  # how soon serve_forever notices a shutdown request
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 class RatingApp:
@@ -252,41 +247,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # quiet: one line per image would drown the terminal
         log.debug("%s " + format, self.address_string(), *args)
-
-
-def json_depth(data: bytes) -> int:
-    """How deeply arrays and objects nest in a JSON text (brackets inside strings skipped)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in data:
-        if in_string:  # 0x5C is a backslash, 0x22 a double quote
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in b"[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in b"]}":
-            depth -= 1
-    return deepest
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        """A client that hangs up mid-request is logged in one line, not as a traceback."""
-        import sys
-
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            log.debug("client %s hung up", client_address)
-        else:
-            super().handle_error(request, client_address)
 
 
 class RatingServer:

@@ -204,7 +204,7 @@ def _design(spec, analysis) -> str:
 
 
 def _figures(analysis) -> str:
-    from qeuopt.analysis.effects import effects_figure
+    from qeuopt.analysis.figures import effects_figure
 
     t = analysis.taguchi
     figures = [("response graph: mean per level", effects_figure(t, "mean", f"mean {t.response} per level"))]
