@@ -10,23 +10,7 @@ if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "chromium: not installed, and root (or sudo) is needed to apt-get install it" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
-if ! { $SUDO apt-get update -qq && \
-       $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver; } >"$log" 2>&1; then
-    cat "$log" >&2  # quiet unless it failed
-    echo "chromium: apt-get install chromium chromium-driver failed" >&2
-    exit 1
-fi
+# shellcheck source=apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
+apt_install chromium chromium chromium-driver
 echo "chromium: installed ($(/usr/bin/chromium --version 2>/dev/null || echo unknown version))"

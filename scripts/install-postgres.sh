@@ -12,25 +12,9 @@ if [ -n "$found" ]; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "postgresql: not installed, and root (or sudo) is needed to apt-get install it" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# shellcheck source=apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
 # Debian may also create its own cluster on port 5432; the tests never use it
-if ! { $SUDO apt-get update -qq && \
-       $SUDO apt-get install -y -qq --no-install-recommends postgresql; } >"$log" 2>&1; then
-    cat "$log" >&2  # quiet unless it failed
-    echo "postgresql: apt-get install postgresql failed" >&2
-    exit 1
-fi
+apt_install postgresql postgresql
 found="$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)"
 echo "postgresql: installed ($("$found" --version 2>/dev/null || echo "$found"))"
