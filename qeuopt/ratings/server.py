@@ -42,6 +42,7 @@ TIMEOUT_S = 30  # a connection that sends nothing (or less body than announced) 
 STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/static/app.js": ("app.js", "text/javascript"),
+    "/static/common.js": ("common.js", "text/javascript"),
     "/static/app.css": ("app.css", "text/css"),
     **pairs.STATIC,
 }

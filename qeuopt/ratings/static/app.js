@@ -2,7 +2,6 @@
 // The server is the truth: a rating shows as saved only once the server has committed it.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const state = {
   study: null, conditions: [], at: 0, image: 0, rater: "",
   ratings: new Map(),   // "condition/image" -> 1..5 or "skip", this rater's only
@@ -15,26 +14,6 @@ let inFlight = 0;
 
 const key = (condition, image) => `${condition}/${image}`;
 const current = () => state.conditions[state.at];
-
-async function api(method, path, body) {
-  const options = { method, headers: {} };
-  if (body !== undefined) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(body);
-  }
-  const reply = await fetch(path, options);
-  const data = await reply.json().catch(() => ({ error: `HTTP ${reply.status}` }));
-  if (!reply.ok) throw new Error(data.error || `HTTP ${reply.status}`);
-  return data;
-}
-
-function say(message, isError = false) {
-  const box = $("status");
-  box.textContent = message;
-  box.className = "show" + (isError ? " error" : "");
-  clearTimeout(say.timer);
-  say.timer = setTimeout(() => { box.className = ""; }, isError ? 6000 : 1800);
-}
 
 // ---- what is rated ---------------------------------------------------------------
 function isDone(condition) {
@@ -216,19 +195,6 @@ const KEYS = {
 };
 for (const d of [1, 2, 3, 4, 5]) KEYS[d] = () => rate(d);
 
-function onKey(e) {
-  if (e.target === $("rater")) {
-    if (e.key === "Enter" || e.key === "Escape") { e.preventDefault(); $("rater").blur(); }
-    return;
-  }
-  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.preventDefault(); undo(); return; }
-  if (e.ctrlKey || e.metaKey || e.altKey || !state.conditions.length) return;
-  const action = KEYS[e.key];
-  if (!action) return;
-  e.preventDefault();
-  action();
-}
-
 function toggleFilter() {
   state.onlyUnrated = $("unrated").checked;
   if (state.onlyUnrated && isDone(current())) advance();
@@ -236,11 +202,9 @@ function toggleFilter() {
 }
 
 async function changeRater() {
-  const name = $("rater").value.trim();
-  if (name === state.rater) return;
+  const name = takeName(state.rater);
+  if (name === null) return;
   state.rater = name;
-  localStorage.setItem("qeuopt.rater", name);
-  $("rater").classList.remove("missing");
   try { await loadRatings(); } catch (err) { say(err.message, true); state.rater = ""; }
   drawMarks();
 }
@@ -267,7 +231,7 @@ async function start() {
   const place = new URLSearchParams(location.hash.slice(1));  // a reload comes back to the same image
   const at = state.conditions.findIndex((c) => c.number === Number(place.get("c")));
   if (at >= 0) { state.at = at; state.image = Math.min(Number(place.get("i")) || 0, current().images - 1); }
-  $("rater").value = localStorage.getItem("qeuopt.rater") || "";
+  restoreName();
   await changeRater();
   drawCondition();
   drawMarks();
@@ -275,7 +239,7 @@ async function start() {
   setInterval(() => refreshConditions().catch(() => {}), 15000);
 }
 
-document.addEventListener("keydown", onKey);
+document.addEventListener("keydown", keyHandler(KEYS, undo, () => state.conditions.length > 0));
 $("rater").addEventListener("change", changeRater);
 $("unrated").addEventListener("change", toggleFilter);
 window.addEventListener("beforeunload", (e) => { if (inFlight) e.preventDefault(); });

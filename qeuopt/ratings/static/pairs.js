@@ -3,28 +3,7 @@
 // and the next pair is asked for only then (the server picks it knowing this choice).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const state = { study: null, rater: "", pair: null, undo: [], busy: false, mine: 0, total: 0 };
-
-async function api(method, path, body) {
-  const options = { method, headers: {} };
-  if (body !== undefined) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(body);
-  }
-  const reply = await fetch(path, options);
-  const data = await reply.json().catch(() => ({ error: `HTTP ${reply.status}` }));
-  if (!reply.ok) throw new Error(data.error || `HTTP ${reply.status}`);
-  return data;
-}
-
-function say(message, isError = false) {
-  const box = $("status");
-  box.textContent = message;
-  box.className = "show" + (isError ? " error" : "");
-  clearTimeout(say.timer);
-  say.timer = setTimeout(() => { box.className = ""; }, isError ? 6000 : 1800);
-}
 
 function drawCounts() {
   $("counts").textContent = state.rater ? `${state.mine} compared by you · ${state.total} in all` : "";
@@ -112,26 +91,11 @@ const KEYS = {
   u: () => undo(), Backspace: () => undo(), r: () => $("rater").focus(),
 };
 
-function onKey(e) {
-  if (e.target === $("rater")) {
-    if (e.key === "Enter" || e.key === "Escape") { e.preventDefault(); $("rater").blur(); }
-    return;
-  }
-  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.preventDefault(); undo(); return; }
-  if (e.ctrlKey || e.metaKey || e.altKey) return;
-  const action = KEYS[e.key];
-  if (!action) return;
-  e.preventDefault();
-  action();
-}
-
 async function changeRater() {
-  const name = $("rater").value.trim();
-  if (name === state.rater) return;
+  const name = takeName(state.rater);  // the same name as on the 1-5 page
+  if (name === null) return;
   state.rater = name;
   state.undo = [];
-  localStorage.setItem("qeuopt.rater", name);  // the same name as on the 1-5 page
-  $("rater").classList.remove("missing");
   try { await nextPair(); } catch (err) { say(err.message, true); state.rater = ""; drawPair(); }
 }
 
@@ -149,13 +113,13 @@ async function start() {
   for (const button of document.querySelectorAll(".choices button")) {
     button.addEventListener("click", () => choose(button.dataset.choice));
   }
-  $("rater").value = localStorage.getItem("qeuopt.rater") || "";
+  restoreName();
   await changeRater();
   drawPair();
   if (!state.rater) $("rater").focus();
 }
 
-document.addEventListener("keydown", onKey);
+document.addEventListener("keydown", keyHandler(KEYS, undo));
 $("rater").addEventListener("change", changeRater);
 window.addEventListener("beforeunload", (e) => { if (state.busy) e.preventDefault(); });
 start().catch((err) => say(`cannot load the study: ${err.message}`, true));
