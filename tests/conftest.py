@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+from tests.browser import browser  # noqa: F401 - the headless Chromium fixture, for the page tests
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 # The tiny models are too small to gain from threads; two threads on two busy cores thrash.

@@ -9,12 +9,10 @@ chromium and chromedriver; skipped when absent). Set ``QEUOPT_SCREENSHOTS`` to a
 import os
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import MISSING, fields
@@ -24,25 +22,12 @@ import pytest
 
 from qeuopt.cli.main import build_parser, main
 from qeuopt.config.spec import SECTIONS
+from tests.browser import needs_browser
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DEMO = ROOT / "qeuopt" / "data"
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 SHOTS = Path(os.environ["QEUOPT_SCREENSHOTS"]).resolve() if os.environ.get("QEUOPT_SCREENSHOTS") else None
-needs_browser = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is absent: run scripts/install-browser.sh"
-)
 
 
 def newcomer_commands() -> list[str]:
@@ -208,22 +193,6 @@ def test_mlflow_opens_on_the_condition_runs_and_ui_stops_on_sigterm(newcomer, br
 
 
 # ---------------------------------------------------------------------------- helpers
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="qeuopt-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(DRIVER)))
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
 def _keep(browser, name: str) -> None:
     png = browser.get_screenshot_as_png()
     assert png.startswith(b"\x89PNG")

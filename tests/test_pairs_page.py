@@ -2,14 +2,11 @@
 and find every choice in the store, as shown. Skipped when /usr/bin/chromium is absent
 (``scripts/install-browser.sh`` installs it)."""
 
-import pytest
-
 from qeuopt.ratings.preferences import PreferenceStore
-from tests.test_rate_page import CHROMIUM, browser, keys, served, text, wait_for  # noqa: F401 (fixtures)
+from tests.browser import needs_browser
+from tests.test_rate_page import keys, served, text, wait_for  # noqa: F401 (a fixture)
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is absent: run scripts/install-browser.sh"
-)
+pytestmark = needs_browser
 
 
 def counted(mine: int):
@@ -21,7 +18,7 @@ def shown(driver) -> tuple[int, int]:
     return tuple(int(s) for s in sides) if all(sides) else ()
 
 
-def test_judge_pairs_with_the_keyboard_undo_and_reload(served, browser):  # noqa: F811 (fixtures)
+def test_judge_pairs_with_the_keyboard_undo_and_reload(served, browser):  # noqa: F811 (served: a fixture)
     from selenium.webdriver import Keys
 
     study, server = served

@@ -6,8 +6,6 @@ import math
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -16,7 +14,7 @@ from scipy.stats import kendalltau
 
 from qeuopt.ratings.preferences import PreferenceStore
 from qeuopt.ratings.server import RatingServer
-from tests.test_ratings_server import ROOT, _study_file, condition_run, request
+from tests.test_ratings_server import condition_run, request, start_rate_process
 from tests.test_ratings_support import L9_GRID, rated_template, study_copy
 
 
@@ -111,28 +109,9 @@ def test_the_page_is_served_and_linked_from_the_rating_page(server):
 
 
 def test_a_killed_server_loses_no_acknowledged_choice(study, workdir):
-    command = [
-        sys.executable,
-        "-u",
-        "-m",
-        "qeuopt.cli.main",
-        "rate",
-        str(_study_file(study, workdir)),
-        "--port",
-        "0",
-        "--no-browser",
-    ]
-    server = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        start_new_session=True,
-    )
+    server, url = start_rate_process(study, workdir)
     acknowledged, stop = {}, threading.Event()  # revision -> (rater, left, right, choice)
     try:
-        url = next(m[0] for line in server.stdout if (m := re.search(r"http://\S+", line)))
 
         def judge():
             for n in range(10_000):

@@ -7,52 +7,19 @@ path (e.g. docs/rate-page.png) to keep the screenshot the test takes.
 """
 
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from qeuopt.ratings.server import RatingServer
+from tests.browser import needs_browser
 from tests.test_ratings_support import L9_GRID, rated_template, study_copy
 
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-# As root on a closed network Chromium needs all of these, or it hangs on start.
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,900",
-)
 # resolved now: the test itself runs in a temporary folder
 SCREENSHOT = Path(os.environ["QEUOPT_SCREENSHOT"]).resolve() if os.environ.get("QEUOPT_SCREENSHOT") else None
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is absent: run scripts/install-browser.sh"
-)
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    assert DRIVER.exists(), f"{DRIVER} is missing: run scripts/install-browser.sh"
-    profile = tempfile.mkdtemp(prefix="qeuopt-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(DRIVER)))
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+pytestmark = needs_browser
 
 
 @pytest.fixture

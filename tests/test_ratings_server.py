@@ -196,29 +196,24 @@ def _study_file(study, workdir) -> Path:
     return path
 
 
-@pytest.mark.slow
-def test_a_killed_server_loses_no_acknowledged_rating(study, workdir):
-    command = [
-        sys.executable,
-        "-u",
-        "-m",
-        "qeuopt.cli.main",
-        "rate",
-        str(_study_file(study, workdir)),
-        "--port",
-        "0",
-        "--no-browser",
-    ]
+def start_rate_process(study, workdir) -> tuple[subprocess.Popen, str]:
+    """`qeuopt rate` as its own process (to be killed), and the URL it serves."""
+    command = [sys.executable, "-u", "-m", "qeuopt.cli.main", "rate", str(_study_file(study, workdir))]
     server = subprocess.Popen(
-        command,
+        [*command, "--port", "0", "--no-browser"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         start_new_session=True,
     )
+    return server, next(m[0] for line in server.stdout if (m := re.search(r"http://\S+", line)))
+
+
+@pytest.mark.slow
+def test_a_killed_server_loses_no_acknowledged_rating(study, workdir):
+    server, url = start_rate_process(study, workdir)
     try:
-        url = next(m[0] for line in server.stdout if (m := re.search(r"http://\S+", line)))
         acknowledged, unanswered, stop = [], [], threading.Event()
 
         def rater():
