@@ -184,11 +184,8 @@ def rating_scores(study, conditions: pd.DataFrame):
     )
     if not ratings_exist(study.spec):  # do not create an empty store
         raise no_ratings
-    store = store_for(study.spec)
-    try:
+    with store_for(study.spec) as store:
         raw = store.frame(study.name)
-    finally:
-        store.close()
     if raw["rating"].notna().sum() == 0:
         raise no_ratings
     clip = dict(zip(conditions["condition"], conditions[CLIP_RESPONSE]))
@@ -219,11 +216,8 @@ def preference_scores_of(study, conditions: pd.DataFrame) -> pd.DataFrame:
     )
     if not ratings_exist(study.spec):  # do not create an empty store
         raise no_choices
-    store = preference_store_for(study.spec)
-    try:
+    with preference_store_for(study.spec) as store:
         choices = store.choices(study.name)
-    finally:
-        store.close()
     scores = preference_scores(choices, [int(c) for c in conditions["condition"]])
     if not scores["preference_count"].any():
         raise no_choices
