@@ -120,7 +120,13 @@ def test_two_machines_one_mlflow_server_every_grid_downloadable(tmp_path, databa
                 assert request(server.url, "GET", "/api/ratings?rater=ann")[1]["ratings"] == [
                     {"condition": 4, "image": 1, "rating": 5}
                 ]
-            assert servers[1].app.sync.flush(30)
+            # pairwise choices too: made on A, withdrawn on B, one kept
+            pairs = [{"rater": "ann", "left": 1, "right": 2, "choice": c} for c in ("left", "tie")]
+            assert [request(servers[0].url, "POST", "/api/pairs", body)[0] for body in pairs] == [200, 200]
+            assert request(servers[1].url, "POST", "/api/pairs", {**pairs[0], "choice": None})[0] == 200
+            mine = request(servers[1].url, "GET", "/api/pairs?rater=ann")[1]["choices"]
+            assert [c["choice"] for c in mine] == ["left"]  # undo withdrew the latest (the tie)
+            assert servers[1].app.sync.flush(30) and servers[1].app.pairs.sync.flush(30)
         finally:
             for server in servers:
                 server.stop()
