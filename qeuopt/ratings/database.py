@@ -18,6 +18,7 @@ are created once, under :func:`qeuopt.track.store.database_lock` (concurrent
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -95,18 +96,22 @@ class Database:
             yield connection
 
     def execute(self, connection, sql: str, **args: Any):
-        from sqlalchemy import text
-
-        return connection.execute(text(sql), args)
+        return connection.execute(_statement(sql), args)
 
     def query(self, sql: str, **args: Any) -> list[dict[str, Any]]:
-        from sqlalchemy import text
-
         with store_errors(self.url, "reading ratings"), self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(text(sql), args).mappings()]
+            return [dict(row) for row in connection.execute(_statement(sql), args).mappings()]
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@lru_cache(maxsize=256)
+def _statement(sql: str):
+    """One ``text()`` per SQL string, so SQLAlchemy's compiled-statement cache finds it again."""
+    from sqlalchemy import text
+
+    return text(sql)
 
 
 def _sqlite_connected(dbapi_connection, _record) -> None:
