@@ -9,7 +9,7 @@ import pytest
 
 from qeuopt.cli.main import build_parser, failure_message
 from qeuopt.errors import StudyError
-from qeuopt.ratings.store import RatingStore
+from qeuopt.ratings.preferences import PreferenceStore
 from qeuopt.run.fingerprint import ATTR, start_over
 from qeuopt.testing.fake import FakeGenerator, FakeScorer
 from tests.test_ratings_support import make_study
@@ -49,15 +49,17 @@ def test_a_study_from_before_fingerprints_is_checked_by_its_trials(workdir):
 
 def test_start_over_deletes_the_study_and_saves_its_ratings(workdir):
     run(make_study(**SMALL))
-    with RatingStore(workdir / "ratings.db") as store:
+    with PreferenceStore(workdir / "ratings.db") as store:
         store.put("unit", 0, 1, "ann", 4)
+        store.add("unit", "bob", 2, 5, "left")  # condition numbers: meaningless once started over
     changed = changed_study()
     message = start_over(changed)
     assert "ratings saved to unit-ratings-" in message and "Optuna trials deleted" in message
-    saved = next(workdir.glob("unit-ratings-*.csv")).read_text()
-    assert "unit,0,1,ann,4," in saved
-    with RatingStore(workdir / "ratings.db") as store:
-        assert store.rows("unit") == []
+    assert "choices saved to unit-choices-" in message
+    assert "unit,0,1,ann,4," in next(workdir.glob("unit-ratings-*.csv")).read_text()
+    assert "unit,bob,2,5,left," in next(workdir.glob("unit-choices-*.csv")).read_text()
+    with PreferenceStore(workdir / "ratings.db") as store:
+        assert store.rows("unit") == [] and store.choices("unit") == []
     summary = run(changed)
     assert summary.ran == 9 and summary.total == 9
     assert len(changed.runs()) == 9  # the old study's runs are in MLflow's trash

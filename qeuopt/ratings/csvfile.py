@@ -12,6 +12,7 @@ from qeuopt.ratings.store import SKIP, check_position, check_rater, check_rating
 
 # rating is 1..5 or "skip"; updated_at is ISO 8601
 CSV_COLUMNS = ("study", "condition", "image", "rater", "rating", "updated_at")
+CHOICE_COLUMNS = ("study", "rater", "left_condition", "right_condition", "choice", "at", "revision")
 
 
 def write_ratings_csv(rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
@@ -29,6 +30,17 @@ def write_ratings_csv(rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
                 r["updated_at"],
             ]
         )
+        count += 1
+    return count
+
+
+def write_choices_csv(rows: Iterable[Mapping[str, Any]], out: TextIO) -> int:
+    """Pairwise choices as stored (for the record: they cannot be imported back)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CHOICE_COLUMNS)
+    count = 0
+    for r in rows:
+        writer.writerow([r[column] for column in CHOICE_COLUMNS])
         count += 1
     return count
 

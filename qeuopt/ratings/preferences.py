@@ -70,6 +70,7 @@ class PreferenceStore(RatingStore):
     """The choices (and, inherited, the ratings) of every study in one database."""
 
     SCHEMAS = (*RatingStore.SCHEMAS, SCHEMA)
+    TABLES = (*RatingStore.TABLES, "preferences", "preference_events", "preference_outbox")
 
     def _choice_event(self, connection, key: dict[str, Any], choice: str | None, action: str) -> int:
         revision = self.db.execute(

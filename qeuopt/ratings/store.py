@@ -188,7 +188,8 @@ class RatingStore:
     TABLES = ("ratings", "rating_events", "mlflow_outbox")
 
     def forget_study(self, study: str) -> None:
-        """Remove every rating, event and pending MLflow copy of a study (``run --fresh``)."""
+        """Remove every row of a study from :attr:`TABLES` (``run --fresh``): ratings, events,
+        pending MLflow copies, and in a :class:`PreferenceStore` the choices too."""
         with self.db.transaction() as connection:
             for table in self.TABLES:
                 self.db.execute(connection, f"DELETE FROM {table} WHERE study = :study", study=study)  # ours

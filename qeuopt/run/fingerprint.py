@@ -107,11 +107,10 @@ def _changes_from_trials(optuna_study, spec) -> list[str]:
 
 def start_over(study) -> str:
     """Delete what a study left (trials, condition folders, MLflow runs), after saving its
-    ratings to a CSV in the working folder; returns what was done, in one line."""
+    ratings and pairwise choices to CSV files in the working folder; returns what was done, in one line."""
     spec, done = study.spec, []
-    saved = _save_and_forget_ratings(spec)
-    if saved:
-        done.append(f"ratings saved to {saved} and removed")
+    for kind, path in _save_and_forget_judgements(spec).items():
+        done.append(f"{kind} saved to {path} and removed")
     if _store_exists(spec.tracking.mlflow_uri):
         done.append(f"{study.tracker().delete_study_runs(spec.name)} MLflow run(s) deleted")
     if _store_exists(spec.tracking.optuna_storage) and _delete_optuna_study(study):
@@ -140,19 +139,24 @@ def _delete_optuna_study(study) -> bool:
     return True
 
 
-def _save_and_forget_ratings(spec) -> Path | None:
-    from qeuopt.ratings.csvfile import write_ratings_csv
+def _save_and_forget_judgements(spec) -> dict[str, Path]:
+    """Ratings and pairwise choices name conditions by number, and a study started over
+    numbers new conditions the same: so they are written to CSV files and removed."""
+    from qeuopt.ratings.csvfile import write_choices_csv, write_ratings_csv
     from qeuopt.ratings.database import ratings_exist
-    from qeuopt.ratings.store import store_for
+    from qeuopt.ratings.preferences import preference_store_for
 
     if not ratings_exist(spec):
-        return None
-    with store_for(spec) as store:
-        rows = store.rows(spec.name)
-        if not rows:
-            return None
-        target = Path(f"{spec.name}-ratings-{time.strftime('%Y%m%d-%H%M%S')}.csv")
-        with open(target, "w", newline="", encoding="utf-8") as out:
-            write_ratings_csv(rows, out)
+        return {}
+    saved, stamp = {}, time.strftime("%Y%m%d-%H%M%S")
+    with preference_store_for(spec) as store:
+        for kind, rows, write in (
+            ("ratings", store.rows(spec.name), write_ratings_csv),
+            ("choices", store.choices(spec.name), write_choices_csv),
+        ):
+            if rows:
+                saved[kind] = Path(f"{spec.name}-{kind}-{stamp}.csv")
+                with open(saved[kind], "w", newline="", encoding="utf-8") as out:
+                    write(rows, out)
         store.forget_study(spec.name)
-    return target
+    return saved
