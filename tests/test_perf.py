@@ -117,6 +117,16 @@ def test_tracking_database_uses_write_ahead_logging(workdir):
         assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 
+def test_optuna_database_uses_write_ahead_logging(workdir):
+    import sqlite3
+
+    study = make_study()
+    study.optuna_study()
+    with sqlite3.connect(workdir / "optuna.db") as db:
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert study.optuna_study().study_name == "unit"  # the tables made under WAL serve a second open
+
+
 def test_overlapped_and_inline_runs_write_the_same_files(workdir):
     inline = make_study(name="inline", tracking={"overlap_logging": False})
     inline.run(FakeGenerator(), FakeScorer(), progress=False)
