@@ -19,7 +19,16 @@ from typing import Any, Protocol
 from qeuopt.config.spec import Condition, GenerationSettings, StudySpec
 from qeuopt.generate.files import GRID_FILE, condition_images, image_name, parse_image_name
 from qeuopt.generate.grid import format_parameters, grid_captions, labelled_grid
-from qeuopt.run.writer import FilesJob, Writer, as_pixels, dump_pending, finish_pending, pending_folder, write_files
+from qeuopt.run.writer import (
+    FilesJob,
+    Writer,
+    as_images,
+    as_pixels,
+    dump_pending,
+    finish_pending,
+    pending_folder,
+    write_files,
+)
 from qeuopt.score.clip import summarize
 from qeuopt.track.schema import (
     CLIP_IMAGE_PREFIX,
@@ -38,7 +47,7 @@ class Generator(Protocol):
 
     def generate(
         self, prompt: str, negative: str, settings: GenerationSettings, seeds: Sequence[int], init_image=None
-    ) -> list: ...
+    ) -> list: ...  # PIL images; optional ``generate_pixels``: the same as one uint8 array
 
     def sampler_label(self, scheduler: str) -> str: ...
 
@@ -180,12 +189,16 @@ class ConditionRunner:
         # a compiled model compiles during its first grid: counted apart, not as generation
         compiles = getattr(self.generator, "compiles", spec.generation.compile)
         first = "warmup" if compiles and not self._warm else "generate"
+        # a generator with ``generate_pixels`` hands over 8-bit pixels made on its device
+        pixels_of = getattr(self.generator, "generate_pixels", None)
         with timed(stages, first):
-            images = self.generator.generate(prompt, spec.prompt.negative, settings, seeds, self.init_image)
+            made = (pixels_of or self.generator.generate)(
+                prompt, spec.prompt.negative, settings, seeds, self.init_image
+            )
         self._warm = True
-        pixels = as_pixels(images)
+        pixels = as_pixels(made)
         with timed(stages, "score"):  # a scorer that takes the pixel array skips a PIL round trip
-            batch = pixels if getattr(self.scorer, "takes_pixels", False) else images
+            batch = pixels if getattr(self.scorer, "takes_pixels", False) else as_images(made)
             scores = [float(s) for s in self.scorer.score(batch, text)]
         summary = summarize(scores)
         final = condition_folder(spec, condition.number)

@@ -55,6 +55,15 @@ def as_pixels(images) -> np.ndarray:
     return np.stack([np.asarray(image.convert("RGB")) for image in images])
 
 
+def as_images(images) -> list:
+    """PIL images, from a uint8 array ``(n, height, width, 3)`` or as given."""
+    if not isinstance(images, np.ndarray):
+        return list(images)
+    from PIL import Image
+
+    return [Image.fromarray(p) for p in images]
+
+
 def dump_pending(job: FilesJob, pixels: np.ndarray) -> Path:
     """The raw pixels and the job, beside the folder-to-be; renamed into place, so a
     pending folder is either whole or absent."""
