@@ -81,7 +81,7 @@ class SleepingGPU:
         return "Euler"
 
 
-def study_data(name: str, full: bool, overlap: bool) -> dict:
+def study_data(name: str, full: bool, overlap: bool, png: int | None = None) -> dict:
     factors = {
         "style_a": ["Richard Dadd", "Hokusai", "Frank Cho"],
         "style_b": ["Rinko Kawauchi", "Todd Hido", "Claude Monet"],
@@ -100,17 +100,17 @@ def study_data(name: str, full: bool, overlap: bool) -> dict:
         "design": {"kind": "full" if full else "L9"},
         "generation": {"mode": "txt2img", "width": 512, "height": 512, "grid": [2, 3]},
         "scoring": {"clip_model": "qeuopt-tiny:clip"},
-        "tracking": {"overlap_logging": overlap},
+        "tracking": {"overlap_logging": overlap, **({"png_compression": png} if png is not None else {})},
     }
 
 
-def measure(seconds: float, overlap: bool, full: bool, scorer, cpu_convert: bool = False) -> dict:
+def measure(seconds: float, overlap: bool, full: bool, scorer, cpu_convert: bool = False, png=None) -> dict:
     from qeuopt.run.study import Study
 
     folder, cwd = tempfile.mkdtemp(prefix="qeuopt-occupancy-"), os.getcwd()
     os.chdir(folder)
     try:
-        data = study_data(f"occ{'full' if full else ''}", full, overlap)
+        data = study_data(f"occ{'full' if full else ''}", full, overlap, png)
         study = Study(data.pop("name"), data.pop("prompt"), data.pop("factors"), **data)
         gpu = SleepingGPU(seconds, cpu_convert=cpu_convert)
         cpu0 = time.process_time()
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument(
         "--cpu-convert", action="store_true", help="8-bit conversion on the CPU, as diffusers' PIL output"
     )
+    parser.add_argument("--png", type=int, help="tracking.png_compression (default: the study default)")
     args = parser.parse_args()
 
     from qeuopt.score.clip import ClipScorer
@@ -159,7 +160,7 @@ def main() -> None:
     modes = [True, False] if args.inline else [True]
     for seconds in args.seconds:
         for overlap in modes:
-            r = measure(seconds, overlap, args.full, scorer, args.cpu_convert)
+            r = measure(seconds, overlap, args.full, scorer, args.cpu_convert, args.png)
             t, n = r["timings"], r["n"]
             main = r["main_cpu"] / n  # the generating thread's own CPU between grids
             print(

@@ -1,7 +1,7 @@
 """What PNG's zlib level costs: CPU time and file size of one 512x512 image per level.
 
     python benchmarks/png_levels.py                       # three synthetic images
-    python benchmarks/png_levels.py --image photo.jpg     # and a photograph of yours
+    python benchmarks/png_levels.py --image a.jpg b.jpg   # and photographs of yours
 
 Images: *smooth* (colour gradients with a little grain, as a diffusion model's output
 mostly is), *fields* (the occupancy benchmark's stand-in: 16-pixel colour blocks with 10%
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -47,17 +48,18 @@ def measure(pixels: np.ndarray, level: int, repeat: int) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--image", help="a photograph, centre-cropped and resized to 512x512")
+    parser.add_argument("--image", nargs="*", default=[], help="photographs, centre-cropped and resized to 512x512")
     parser.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2, 3, 4, 6, 9])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     images = synthetic()
-    if args.image:
-        photo = Image.open(args.image).convert("RGB")
+    for path in args.image:
+        photo = Image.open(path).convert("RGB")
         side = min(photo.size)
         left, top = (photo.width - side) // 2, (photo.height - side) // 2
-        images["photo"] = np.asarray(photo.crop((left, top, left + side, top + side)).resize((512, 512)))
-    print(f"{'image':<8}{'level':>6}{'CPU ms':>9}{'KiB':>8}{'vs level 6 CPU':>16}{'size':>7}")
+        square = photo.crop((left, top, left + side, top + side)).resize((512, 512), Image.LANCZOS)
+        images[Path(path).stem[:12]] = np.asarray(square)
+    print(f"{'image':<13}{'level':>6}{'CPU ms':>9}{'KiB':>8}{'vs level 6 CPU':>16}{'size':>7}")
     for name, pixels in images.items():
         rows = {level: measure(pixels, level, args.repeat) for level in args.levels}
         base = rows.get(6, next(iter(rows.values())))

@@ -198,6 +198,30 @@ def test_speed_settings_are_validated():
         build_spec(study_data(generation={"offload": "model", "device": "cpu"}))
     spec = build_spec(study_data(generation={"offload": "sequential", "threads": 3}))
     assert spec.generation.offload == "sequential" and spec.generation.threads == 3
+    for bad in (10, -1, True, 1.5, "fast"):
+        with pytest.raises(StudyError, match=r"`tracking.png_compression`: (an )?int.*given") as caught:
+            build_spec(study_data(tracking={"png_compression": bad}))
+        assert repr(bad) in str(caught.value)
+    assert build_spec(study_data()).tracking.png_compression == 1
+    assert build_spec(study_data(tracking={"png_compression": 9})).tracking.png_compression == 9
+
+
+def test_png_compression_changes_sizes_not_pixels_or_metadata(workdir):
+    from PIL import Image
+
+    folders = {}
+    for level in (0, 9):
+        study = make_study(name=f"level{level}", tracking={"png_compression": level})
+        study.run(FakeGenerator(), FakeScorer(), progress=False)
+        folders[level] = sorted((workdir / "outputs" / f"level{level}").rglob("*.png"))
+    stored, packed = folders[0], folders[9]
+    assert len(stored) == len(packed) == 27
+    for a, b in zip(stored, packed):
+        assert a.relative_to(a.parents[1]) == b.relative_to(b.parents[1])
+        assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+        assert read_parameters(a) == read_parameters(b) and read_parameters(a)
+    grids = [[p for p in found if p.name == "grid.png"] for found in (stored, packed)]
+    assert all(a.stat().st_size > 1.2 * b.stat().st_size for a, b in zip(*grids))  # the labelled grid packs
 
 
 def test_compile_warm_up_is_timed_apart(workdir):

@@ -275,6 +275,7 @@ class ConditionRunner:
             list(settings.grid),
             header,
             grid_captions(seeds, scores),
+            self.spec.tracking.png_compression,
         )
 
     def _start_run(self, condition, settings, prompt, text, scores, summary, folder, on_run_created) -> str:
