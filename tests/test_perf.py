@@ -279,9 +279,25 @@ def test_clip_on_pixel_arrays_matches_the_pil_path():
         pixels = np.stack([np.asarray(Image.fromarray(c).resize(size, Image.BICUBIC)) for c in coarse])
         on_array = scorer.score(pixels, "a beach at night")
         on_pil = scorer.score([Image.fromarray(p) for p in pixels], "a beach at night")
-        # torch resizes the uint8 pixels in PIL's arithmetic (within one level of it)
+        # torch resizes the uint8 pixels in PIL's arithmetic (within a level or two of it)
         assert np.allclose(on_array, on_pil, atol=1e-4), np.abs(on_array - on_pil).max()
         assert not np.allclose(on_array, on_array[0], atol=1e-3)  # the images really differ
+
+
+def test_clip_resize_follows_pil_on_either_path():
+    import torch
+    from PIL import Image
+
+    from qeuopt.score.clip import _resize
+
+    rng = np.random.default_rng(2)
+    coarse = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    pixels = np.stack([np.asarray(Image.fromarray(c).resize((512, 512), Image.BICUBIC)) for c in coarse])
+    pil = np.stack([np.asarray(Image.fromarray(p).resize((224, 224), Image.BICUBIC)) for p in pixels]).astype(int)
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2)
+    for in_uint8, levels in ((True, 2), (False, 5)):  # the CPU's uint8 path; a GPU's float path
+        resized = _resize(x, (224, 224), in_uint8).permute(0, 2, 3, 1).numpy()
+        assert np.abs(resized.astype(int) - pil).max() <= levels and np.array_equal(resized, resized.round())
 
 
 @pytest.mark.slow

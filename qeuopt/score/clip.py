@@ -103,16 +103,16 @@ class ClipScorer:
             )
 
 
-def _resize(x, size: tuple[int, int]):
+def _resize(x, size: tuple[int, int], in_uint8: bool | None = None):
     """uint8 images ``(n, 3, h, w)`` resized as CLIP's processor resizes them (PIL, bicubic,
-    antialiased, 8 bits out), as floats. On the CPU torch resizes uint8 itself, channels
-    last, in PIL's arithmetic: within one level of PIL and ~9x less CPU than resizing
-    floats (2.6 against 24 ms for six 512x512 images on one thread); other devices
-    resize floats and round."""
+    antialiased, 8 bits out), as floats. On the CPU (``in_uint8``) torch resizes uint8
+    itself, channels last, in PIL's arithmetic: within a level or two of PIL and ~9x less
+    CPU than resizing floats (2.6 against 24 ms for six 512x512 images on one thread);
+    other devices resize floats (within a few levels of PIL) and round."""
     import torch
     import torch.nn.functional as F
 
-    if x.device.type == "cpu":
+    if in_uint8 if in_uint8 is not None else x.device.type == "cpu":
         x = x.contiguous(memory_format=torch.channels_last)
         return F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False).float()
     x = F.interpolate(x.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
