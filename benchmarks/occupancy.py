@@ -5,8 +5,10 @@
     python benchmarks/occupancy.py --seconds 0.05 --full    # 243 conditions: memory over time
 
 The generator sleeps (GIL-free, as a CUDA stream is) for ``--seconds`` per grid, then
-hands over six real 512x512 images after the float-to-uint8 conversion a diffusers
-pipeline does on the CPU. Everything else is real and runs as ``Study.run`` runs it:
+hands over six real 512x512 images as one uint8 array, as qeuopt's diffusers generator
+does (it converts the decoded floats to 8 bits on the GPU, within the grid's time;
+``--cpu-convert`` does that conversion on the generating thread instead, as diffusers'
+PIL output does). Everything else is real and runs as ``Study.run`` runs it:
 CLIP on the tiny model (a new prompt per condition), PNG encoding with A1111 metadata,
 the labelled grid, MLflow runs and artifacts in SQLite, Optuna. Occupancy is the
 generator's busy time over the wall time from its first call to the end of the run
@@ -43,32 +45,43 @@ class SleepingGPU:
 
     model = "stand-in-gpu"
 
-    def __init__(self, seconds: float, size: int = 512, pool: int = 12):
+    def __init__(self, seconds: float, size: int = 512, pool: int = 12, cpu_convert: bool = False):
         self.seconds, self.busy, self.first_call, self.rss = seconds, 0.0, None, []
+        self.cpu_convert = cpu_convert
         rng = np.random.default_rng(0)
         # smooth colour fields plus fine grain: compresses like a photo, not like noise
         coarse = rng.random((pool, size // 32, size // 32, 3), dtype=np.float32)
         smooth = coarse.repeat(32, axis=1).repeat(32, axis=2)
         self.decoded = np.clip(smooth * 0.9 + rng.random(smooth.shape, dtype=np.float32) * 0.1, 0, 1)
 
-    def generate(self, prompt, negative, settings, seeds, init_image=None):
-        from PIL import Image
+        self.pixels = (self.decoded * 255).round().astype(np.uint8)  # as the GPU converts them
 
+    def generate_pixels(self, prompt, negative, settings, seeds, init_image=None):
         start = time.perf_counter()
         if self.first_call is None:
             self.first_call, self.first_thread_cpu = start, time.thread_time()
         time.sleep(self.seconds)
         self.busy += time.perf_counter() - start
         self.rss.append(rss_mib())
-        picks = self.decoded[[(s + len(prompt)) % len(self.decoded) for s in seeds]]
-        pixels = (picks * 255).round().astype(np.uint8)  # what the pipeline's postprocess does
+        picks = [(s + len(prompt)) % len(self.decoded) for s in seeds]
+        if self.cpu_convert:  # diffusers' PIL output: numpy on the generating thread
+            return np.stack([np.asarray(i) for i in self._pil((self.decoded[picks] * 255).round().astype(np.uint8))])
+        return self.pixels[picks]
+
+    def generate(self, prompt, negative, settings, seeds, init_image=None):
+        return self._pil(self.generate_pixels(prompt, negative, settings, seeds, init_image))
+
+    @staticmethod
+    def _pil(pixels):
+        from PIL import Image
+
         return [Image.fromarray(p) for p in pixels]
 
     def sampler_label(self, scheduler: str) -> str:
         return "Euler"
 
 
-def study_data(name: str, full: bool, overlap: bool) -> dict:
+def study_data(name: str, full: bool, overlap: bool, png: int | None = None) -> dict:
     factors = {
         "style_a": ["Richard Dadd", "Hokusai", "Frank Cho"],
         "style_b": ["Rinko Kawauchi", "Todd Hido", "Claude Monet"],
@@ -87,19 +100,19 @@ def study_data(name: str, full: bool, overlap: bool) -> dict:
         "design": {"kind": "full" if full else "L9"},
         "generation": {"mode": "txt2img", "width": 512, "height": 512, "grid": [2, 3]},
         "scoring": {"clip_model": "qeuopt-tiny:clip"},
-        "tracking": {"overlap_logging": overlap},
+        "tracking": {"overlap_logging": overlap, **({"png_compression": png} if png is not None else {})},
     }
 
 
-def measure(seconds: float, overlap: bool, full: bool, scorer) -> dict:
+def measure(seconds: float, overlap: bool, full: bool, scorer, cpu_convert: bool = False, png=None) -> dict:
     from qeuopt.run.study import Study
 
     folder, cwd = tempfile.mkdtemp(prefix="qeuopt-occupancy-"), os.getcwd()
     os.chdir(folder)
     try:
-        data = study_data(f"occ{'full' if full else ''}", full, overlap)
+        data = study_data(f"occ{'full' if full else ''}", full, overlap, png)
         study = Study(data.pop("name"), data.pop("prompt"), data.pop("factors"), **data)
-        gpu = SleepingGPU(seconds)
+        gpu = SleepingGPU(seconds, cpu_convert=cpu_convert)
         cpu0 = time.process_time()
         summary = study.run(gpu, scorer, progress=False)
         end, main_cpu = time.perf_counter(), time.thread_time() - gpu.first_thread_cpu
@@ -124,6 +137,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
     parser.add_argument("--inline", action="store_true", help="also run with tracking.overlap_logging = false")
     parser.add_argument("--full", action="store_true", help="a 3^5 full factorial (243 conditions), not an L9")
+    parser.add_argument(
+        "--cpu-convert", action="store_true", help="8-bit conversion on the CPU, as diffusers' PIL output"
+    )
+    parser.add_argument("--png", type=int, help="tracking.png_compression (default: the study default)")
     args = parser.parse_args()
 
     from qeuopt.score.clip import ClipScorer
@@ -143,7 +160,7 @@ def main() -> None:
     modes = [True, False] if args.inline else [True]
     for seconds in args.seconds:
         for overlap in modes:
-            r = measure(seconds, overlap, args.full, scorer)
+            r = measure(seconds, overlap, args.full, scorer, args.cpu_convert, args.png)
             t, n = r["timings"], r["n"]
             main = r["main_cpu"] / n  # the generating thread's own CPU between grids
             print(

@@ -103,3 +103,27 @@ def test_memory_settings_keep_images_the_same(generator):
     plain = generator.generate(PROMPT, "", settings, [5, 6])
     for a, b in zip(tuned, plain):
         assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 2
+
+
+def test_pixels_are_diffusers_own_8_bit_conversion_bit_for_bit(generator):
+    import torch
+    from diffusers.image_processor import VaeImageProcessor
+
+    from qeuopt.generate.diffusion import to_pixels
+
+    def diffusers_pil(decoded):
+        images = VaeImageProcessor.numpy_to_pil(VaeImageProcessor.pt_to_numpy(decoded))
+        return np.stack([np.asarray(image) for image in images])
+
+    # every half level (where rounding decides), in float32 and float16
+    halves = ((torch.arange(3 * 3 * 16 * 16) % 511) / 510).reshape(3, 3, 16, 16)  # x 255 = k / 2
+    for decoded in (halves, halves.half(), torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))):
+        assert np.array_equal(to_pixels(decoded), diffusers_pil(decoded))
+    pipe = generator.pipeline("txt2img")
+    call = dict(prompt=PROMPT, num_inference_steps=2, width=64, height=64, num_images_per_prompt=2)
+    made = [pipe(**call, generator=torch.Generator().manual_seed(4), output_type=kind).images for kind in ("pt", "pil")]
+    assert np.array_equal(to_pixels(made[0]), np.stack([np.asarray(image) for image in made[1]]))
+    settings = GenerationSettings(steps=2, width=64, height=64)
+    pixels = generator.generate_pixels(PROMPT, "", settings, [1, 2])
+    assert pixels.dtype == np.uint8 and pixels.shape == (2, 64, 64, 3)
+    assert np.array_equal(pixels, np.stack([np.asarray(i) for i in generator.generate(PROMPT, "", settings, [1, 2])]))

@@ -117,6 +117,16 @@ def test_tracking_database_uses_write_ahead_logging(workdir):
         assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 
+def test_optuna_database_uses_write_ahead_logging(workdir):
+    import sqlite3
+
+    study = make_study()
+    study.optuna_study()
+    with sqlite3.connect(workdir / "optuna.db") as db:
+        assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert study.optuna_study().study_name == "unit"  # the tables made under WAL serve a second open
+
+
 def test_overlapped_and_inline_runs_write_the_same_files(workdir):
     inline = make_study(name="inline", tracking={"overlap_logging": False})
     inline.run(FakeGenerator(), FakeScorer(), progress=False)
@@ -188,6 +198,30 @@ def test_speed_settings_are_validated():
         build_spec(study_data(generation={"offload": "model", "device": "cpu"}))
     spec = build_spec(study_data(generation={"offload": "sequential", "threads": 3}))
     assert spec.generation.offload == "sequential" and spec.generation.threads == 3
+    for bad in (10, -1, True, 1.5, "fast"):
+        with pytest.raises(StudyError, match=r"`tracking.png_compression`: (an )?int.*given") as caught:
+            build_spec(study_data(tracking={"png_compression": bad}))
+        assert repr(bad) in str(caught.value)
+    assert build_spec(study_data()).tracking.png_compression == 1
+    assert build_spec(study_data(tracking={"png_compression": 9})).tracking.png_compression == 9
+
+
+def test_png_compression_changes_sizes_not_pixels_or_metadata(workdir):
+    from PIL import Image
+
+    folders = {}
+    for level in (0, 9):
+        study = make_study(name=f"level{level}", tracking={"png_compression": level})
+        study.run(FakeGenerator(), FakeScorer(), progress=False)
+        folders[level] = sorted((workdir / "outputs" / f"level{level}").rglob("*.png"))
+    stored, packed = folders[0], folders[9]
+    assert len(stored) == len(packed) == 27
+    for a, b in zip(stored, packed):
+        assert a.relative_to(a.parents[1]) == b.relative_to(b.parents[1])
+        assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+        assert read_parameters(a) == read_parameters(b) and read_parameters(a)
+    grids = [[p for p in found if p.name == "grid.png"] for found in (stored, packed)]
+    assert all(a.stat().st_size > 1.2 * b.stat().st_size for a, b in zip(*grids))  # the labelled grid packs
 
 
 def test_compile_warm_up_is_timed_apart(workdir):
@@ -241,11 +275,29 @@ def test_clip_on_pixel_arrays_matches_the_pil_path():
     scorer = ClipScorer("qeuopt-tiny:clip")
     rng = np.random.default_rng(1)
     coarse = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
-    pixels = np.stack([np.asarray(Image.fromarray(c).resize((96, 64), Image.BICUBIC)) for c in coarse])
-    on_array = scorer.score(pixels, "a beach at night")
-    on_pil = scorer.score([Image.fromarray(p) for p in pixels], "a beach at night")
-    assert np.allclose(on_array, on_pil, atol=2e-3)
-    assert not np.allclose(on_array, on_array[0])  # the images really differ
+    for size in ((96, 64), (512, 512)):
+        pixels = np.stack([np.asarray(Image.fromarray(c).resize(size, Image.BICUBIC)) for c in coarse])
+        on_array = scorer.score(pixels, "a beach at night")
+        on_pil = scorer.score([Image.fromarray(p) for p in pixels], "a beach at night")
+        # torch resizes the uint8 pixels in PIL's arithmetic (within a level or two of it)
+        assert np.allclose(on_array, on_pil, atol=1e-4), np.abs(on_array - on_pil).max()
+        assert not np.allclose(on_array, on_array[0], atol=1e-3)  # the images really differ
+
+
+def test_clip_resize_follows_pil_on_either_path():
+    import torch
+    from PIL import Image
+
+    from qeuopt.score.clip import _resize
+
+    rng = np.random.default_rng(2)
+    coarse = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    pixels = np.stack([np.asarray(Image.fromarray(c).resize((512, 512), Image.BICUBIC)) for c in coarse])
+    pil = np.stack([np.asarray(Image.fromarray(p).resize((224, 224), Image.BICUBIC)) for p in pixels]).astype(int)
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2)
+    for in_uint8, levels in ((True, 2), (False, 5)):  # the CPU's uint8 path; a GPU's float path
+        resized = _resize(x, (224, 224), in_uint8).permute(0, 2, 3, 1).numpy()
+        assert np.abs(resized.astype(int) - pil).max() <= levels and np.array_equal(resized, resized.round())
 
 
 @pytest.mark.slow

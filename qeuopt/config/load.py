@@ -182,8 +182,14 @@ OFFLOADS = ("none", "model", "sequential")
 
 
 def _check_speed(spec: StudySpec) -> list[str]:
-    """The thread count and the low-VRAM offload switch."""
+    """The thread count, the low-VRAM offload switch and the PNG compression level."""
     gen, problems = spec.generation, []
+    level = spec.tracking.png_compression
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
+        problems.append(
+            f"`tracking.png_compression`: an integer 0-9 is allowed (zlib level; 0 stores, 9 packs tightest); "
+            f"given {level!r}"
+        )
     if isinstance(gen.threads, bool) or not isinstance(gen.threads, int) or gen.threads < 0:
         problems.append(
             f"`generation.threads`: an integer >= 0 is allowed (0: chosen for the machine); given {gen.threads!r}"

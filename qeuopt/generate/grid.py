@@ -56,13 +56,15 @@ def parse_parameters(text: str) -> dict[str, str]:
     return result
 
 
-def save_png(image: Image.Image, path: str | Path, parameters: str) -> Path:
-    """Save with the ``parameters`` chunk; written beside then renamed, never half-written."""
+def save_png(image: Image.Image, path: str | Path, parameters: str | None, level: int = 6) -> Path:
+    """Save with the ``parameters`` chunk (none if None) at zlib ``level`` (lossless at any:
+    lower is less CPU, larger files); written beside then renamed, never half-written."""
     path = Path(path)
     info = PngInfo()
-    info.add_text("parameters", parameters)
+    if parameters is not None:
+        info.add_text("parameters", parameters)
     partial = path.with_name(path.name + ".partial")
-    image.save(partial, format="PNG", pnginfo=info)
+    image.save(partial, format="PNG", pnginfo=info, compress_level=level)
     partial.replace(path)
     return path
 

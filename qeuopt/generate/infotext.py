@@ -95,6 +95,7 @@ def fields(
     return result
 
 
+@lru_cache(maxsize=1)  # read from the installed metadata once: ~8 ms per look-up, six per grid
 def qeuopt_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -19,7 +19,16 @@ from typing import Any, Protocol
 from qeuopt.config.spec import Condition, GenerationSettings, StudySpec
 from qeuopt.generate.files import GRID_FILE, condition_images, image_name, parse_image_name
 from qeuopt.generate.grid import format_parameters, grid_captions, labelled_grid
-from qeuopt.run.writer import FilesJob, Writer, as_pixels, dump_pending, finish_pending, pending_folder, write_files
+from qeuopt.run.writer import (
+    FilesJob,
+    Writer,
+    as_images,
+    as_pixels,
+    dump_pending,
+    finish_pending,
+    pending_folder,
+    write_files,
+)
 from qeuopt.score.clip import summarize
 from qeuopt.track.schema import (
     CLIP_IMAGE_PREFIX,
@@ -38,7 +47,7 @@ class Generator(Protocol):
 
     def generate(
         self, prompt: str, negative: str, settings: GenerationSettings, seeds: Sequence[int], init_image=None
-    ) -> list: ...
+    ) -> list: ...  # PIL images; optional ``generate_pixels``: the same as one uint8 array
 
     def sampler_label(self, scheduler: str) -> str: ...
 
@@ -162,6 +171,7 @@ class ConditionRunner:
         self.timings = Timings()
         self._writer = Writer() if spec.tracking.overlap_logging else None
         self._warm = False
+        self._notes: dict[str, tuple] = {}  # run id -> (trial, note), saved by the condition's writer job
 
     def run(self, condition: Condition, on_run_created=None) -> ConditionResult:
         """Generate, score and record one condition; its files follow on the writer.
@@ -180,12 +190,16 @@ class ConditionRunner:
         # a compiled model compiles during its first grid: counted apart, not as generation
         compiles = getattr(self.generator, "compiles", spec.generation.compile)
         first = "warmup" if compiles and not self._warm else "generate"
+        # a generator with ``generate_pixels`` hands over 8-bit pixels made on its device
+        pixels_of = getattr(self.generator, "generate_pixels", None)
         with timed(stages, first):
-            images = self.generator.generate(prompt, spec.prompt.negative, settings, seeds, self.init_image)
+            made = (pixels_of or self.generator.generate)(
+                prompt, spec.prompt.negative, settings, seeds, self.init_image
+            )
         self._warm = True
-        pixels = as_pixels(images)
+        pixels = as_pixels(made)
         with timed(stages, "score"):  # a scorer that takes the pixel array skips a PIL round trip
-            batch = pixels if getattr(self.scorer, "takes_pixels", False) else images
+            batch = pixels if getattr(self.scorer, "takes_pixels", False) else as_images(made)
             scores = [float(s) for s in self.scorer.score(batch, text)]
         summary = summarize(scores)
         final = condition_folder(spec, condition.number)
@@ -201,27 +215,29 @@ class ConditionRunner:
         """An ``on_run_created`` for :meth:`run` that points ``trial`` at its MLflow run: user
         attributes ``mlflow_run_id`` and ``mlflow_run_url``, and, where optuna-dashboard is
         installed, a trial note whose Markdown link opens the run (user attributes show as
-        plain text there)."""
+        plain text there). The note is written with the condition's files, off the
+        generating thread: optuna-dashboard reads every note of the study to add one, a
+        cost that grows with the study (a process killed before leaves the attributes)."""
 
         def created(run_id: str) -> None:
             url = f"{self.spec.tracking.mlflow_ui.rstrip('/')}/#/experiments/{self.tracker.experiment_id}/runs/{run_id}"
             trial.set_user_attr(RUN_ID_ATTR, run_id)
             trial.set_user_attr("mlflow_run_url", url)
-            try:
-                from optuna_dashboard import save_note
-            except ImportError:
-                return
-            save_note(trial, f"MLflow run: [{run_id}]({url})")
+            self._notes[run_id] = (trial, f"MLflow run: [{run_id}]({url})")
 
         return created
 
     def _write(self, job: FilesJob, pixels, run_id: str, scores, values, stages) -> None:
         """Files, then artifacts, then the run is FINISHED: inline, or on the writer."""
 
+        note = self._notes.pop(run_id, None)
+
         def work(encoders=None):
             begin = time.perf_counter()
             folder = write_files(job, pixels, encoders)
             upload_condition(self.tracker, run_id, folder, scores, values)
+            if note is not None:
+                save_trial_note(*note)
             self.timings.add({"write": time.perf_counter() - begin}, 0, conditions=0)
 
         if self._writer is None:
@@ -262,6 +278,7 @@ class ConditionRunner:
             list(settings.grid),
             header,
             grid_captions(seeds, scores),
+            self.spec.tracking.png_compression,
         )
 
     def _start_run(self, condition, settings, prompt, text, scores, summary, folder, on_run_created) -> str:
@@ -298,6 +315,15 @@ class ConditionRunner:
         if on_run_created:
             on_run_created(run_id)
         return run_id
+
+
+def save_trial_note(trial, body: str) -> None:
+    """A Markdown note on ``trial`` for optuna-dashboard, where it is installed."""
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:
+        return
+    save_note(trial, body)
 
 
 def numeric_params(params) -> dict[str, float]:

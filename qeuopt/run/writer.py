@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qeuopt.config.spec import TrackingSettings
 from qeuopt.generate.files import GRID_FILE
 from qeuopt.generate.grid import labelled_grid, save_png
 
@@ -42,6 +43,7 @@ class FilesJob:
     grid: list[int]  # rows, cols
     header: list[str]
     captions: list[str]
+    png_compression: int = TrackingSettings.png_compression  # zlib level (a dump from before it: the default)
 
 
 def pending_folder(folder: Path) -> Path:
@@ -53,6 +55,15 @@ def as_pixels(images) -> np.ndarray:
     if isinstance(images, np.ndarray):
         return images
     return np.stack([np.asarray(image.convert("RGB")) for image in images])
+
+
+def as_images(images) -> list:
+    """PIL images, from a uint8 array ``(n, height, width, 3)`` or as given."""
+    if not isinstance(images, np.ndarray):
+        return list(images)
+    from PIL import Image
+
+    return [Image.fromarray(p) for p in images]
 
 
 def dump_pending(job: FilesJob, pixels: np.ndarray) -> Path:
@@ -92,7 +103,7 @@ def write_files(job: FilesJob, pixels: np.ndarray, encoders: ThreadPoolExecutor 
         grid = labelled_grid(images, *job.grid, job.header, job.captions)
         work.append((grid, partial / GRID_FILE, job.parameters[0] if job.parameters else None))  # A1111 grids carry it
         run = encoders.map if encoders is not None else map
-        list(run(lambda item: _save(*item), work))
+        list(run(lambda item: save_png(*item, level=job.png_compression), work))
         shutil.rmtree(final, ignore_errors=True)  # left by an earlier attempt of this number
         partial.rename(final)
     except BaseException:
@@ -100,13 +111,6 @@ def write_files(job: FilesJob, pixels: np.ndarray, encoders: ThreadPoolExecutor 
         raise
     shutil.rmtree(pending_folder(final), ignore_errors=True)
     return final
-
-
-def _save(image, path: Path, text: str | None) -> None:
-    if text is None:
-        image.save(path, format="PNG")
-    else:
-        save_png(image, path, text)
 
 
 def finish_pending(folder: Path) -> bool:
