@@ -117,7 +117,7 @@ def _generate(study, loop, tracker, rows, count: int, generator, scorer):
 def _finish_uploads(opt, tracker) -> None:
     """An awaiting trial whose uploads were cut off (the loop was killed) never reaches the
     rating page, whose runs must be FINISHED: redo the uploads from its files."""
-    from qeuopt.run.condition import finish_cut_off_upload
+    from qeuopt.run.upload import finish_cut_off_upload
 
     for trial in _awaiting(opt):
         finish_cut_off_upload(tracker, trial)

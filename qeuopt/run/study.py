@@ -314,7 +314,7 @@ class Study:
         FAILED and removed. A live worker's uploads are its own business."""
         from optuna.trial import TrialState
 
-        from qeuopt.run.condition import finish_cut_off_upload
+        from qeuopt.run.upload import finish_cut_off_upload
         from qeuopt.run.workers import owner, uploading_elsewhere
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
