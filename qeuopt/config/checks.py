@@ -184,15 +184,18 @@ def path_problems(spec) -> list[str]:
         "tracking.output_dir": tracking.output_dir,
         "tracking.artifact_dir": tracking.artifact_dir,
     }
-    if "://" not in tracking.ratings_store:  # a file; a URL is checked as a database
-        paths["tracking.ratings_db"] = tracking.ratings_store
+    ratings = tracking.ratings_store  # a file, or a URL: a database server is not a path
+    ratings_file = ratings if "://" not in ratings else sqlite_file(ratings)
+    if ratings_file is not None:
+        paths["tracking.ratings_db"] = ratings_file
     for field in ("mlflow_uri", "optuna_storage"):
         path = sqlite_file(getattr(tracking, field))
         if path is not None:
             paths[f"tracking.{field}"] = path
     for field, path in paths.items():
-        if field.endswith(("_uri", "_storage")) and path in ("", ":memory:"):
-            problems.append(sqlite_problem(field, getattr(tracking, field.split(".")[1])))
+        if field.endswith(("_uri", "_storage", "_db")) and path in ("", ":memory:"):
+            uri = ratings if field == "tracking.ratings_db" else getattr(tracking, field.split(".")[1])
+            problems.append(sqlite_problem(field, uri))
         elif not inside_working_folder(path):
             problems.append(
                 f"`{field}`: a relative path inside the working folder is allowed (no absolute "
