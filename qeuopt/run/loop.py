@@ -93,6 +93,12 @@ class TrialLoop:
         # Optuna's own heartbeat helpers reach the storage the same way (study._storage)
         self.storage = study._storage
         self.interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
+        # Optuna's claim reads the trial's state, then writes RUNNING. PostgreSQL locks the
+        # row in between (SELECT ... FOR UPDATE); SQLite ignores that, and its driver reads
+        # outside the write's transaction, so two processes can both claim one row (seen
+        # with the storage in WAL mode). On SQLite a claim therefore takes the study's lock.
+        engine = getattr(getattr(self.storage, "_backend", self.storage), "engine", None)
+        self._claim_lock = lock if engine is not None and engine.dialect.name == "sqlite" else nullcontext
 
     # -- claim ---------------------------------------------------------------------------
     def claim(self, beat: bool = True):
@@ -128,8 +134,9 @@ class TrialLoop:
             if beat:
                 self._beat(trial_id)  # before the claim: a kill right after it leaves a stale trial
             try:
-                if self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                    return trial_id
+                with self._claim_lock():
+                    if self.storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                        return trial_id
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass
             if self._candidates:  # another worker won it

@@ -73,7 +73,7 @@ def open_study(name: str, storage_url: str, sampler: str = "tpe", seed: int | No
     False: the study must exist already (``qeuopt init``)."""
     import optuna
 
-    from qeuopt.track.store import database_lock, masked, store_errors, write_ahead_log
+    from qeuopt.track.store import database_lock, masked, store_errors
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     interval, grace = heartbeat_seconds()
@@ -84,10 +84,9 @@ def open_study(name: str, storage_url: str, sampler: str = "tpe", seed: int | No
                 "`qeuopt init STUDY` once (or `qeuopt run`) before starting workers"
             )
         with database_lock(storage_url, f"qeuopt.optuna.{name}") if create else nullcontext():
-            # a SQLite file in write-ahead-log mode (kept in the file; the lock above made
-            # it if missing): each of a trial's ~10 commits syncs one log, not a journal
-            # and the database, and readers (the dashboard) no longer block the writer
-            write_ahead_log(storage_url)
+            # optuna.db stays in SQLite's rollback-journal mode: in WAL mode a reader may see
+            # a snapshot older than another worker's committed queue, and two workers started
+            # together each ran every row (measured; tests/test_perf.py says why)
             with warnings.catch_warnings():  # heartbeats are marked experimental since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 storage = optuna.storages.RDBStorage(
