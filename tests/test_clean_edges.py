@@ -62,6 +62,9 @@ def test_ui_takes_its_server_and_the_server_workers_down(tmp_path, stop):
             f"sys.exit(serve_until_stopped([sys.executable, '-c', {server!r}]))",
         ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # as from a terminal: a suite started in the background (`cmd &`) ignores Ctrl-C,
+        # and a Python started with SIGINT ignored keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not (pids.exists() and len(pids.read_text().split()) == 2) and time.monotonic() < deadline:
