@@ -192,6 +192,14 @@ def test_the_parent_run_stays_running_until_the_last_worker_leaves(workdir):
     assert study.tracker().client.get_run(parent).info.status == "FINISHED"
 
 
+def _parent_runs():
+    import mlflow
+
+    client = mlflow.MlflowClient("sqlite:///mlflow.db")
+    experiment = client.get_experiment_by_name("once")
+    return client.search_runs([experiment.experiment_id], "tags.`qeuopt.role` = 'study'")
+
+
 # -- processes ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_two_runs_started_together_run_each_row_once(workdir):
@@ -202,6 +210,8 @@ def test_two_runs_started_together_run_each_row_once(workdir):
     assert sum(summary["ran"] for _, summary, _ in results) == 9  # no row generated twice
     assert len(assert_each_row_once(OPTUNA, study)) == 9
     assert len(trials_by_state(OPTUNA, "once")) == 1  # COMPLETE only: nothing failed, nothing extra
+    parents = _parent_runs()
+    assert [r.info.status for r in parents] == ["FINISHED"]  # one, ended by the last worker to leave
 
 
 @pytest.mark.slow
