@@ -3,18 +3,15 @@ bad requests, and a killed server that loses no acknowledged choice."""
 
 import http.client
 import math
-import os
 import re
-import signal
 import threading
-import time
 
 import pytest
 from scipy.stats import kendalltau
 
 from qeuopt.ratings.preferences import PreferenceStore
 from qeuopt.ratings.server import RatingServer
-from tests.test_ratings_server import condition_run, request, start_rate_process
+from tests.test_ratings_server import condition_run, kill_midway, request, start_rate_process
 from tests.test_ratings_support import L9_GRID, rated_template, study_copy
 
 
@@ -111,31 +108,20 @@ def test_the_page_is_served_and_linked_from_the_rating_page(server):
 def test_a_killed_server_loses_no_acknowledged_choice(study, workdir):
     server, url = start_rate_process(study, workdir)
     acknowledged, stop = {}, threading.Event()  # revision -> (rater, left, right, choice)
-    try:
 
-        def judge():
-            for n in range(10_000):
-                choice = ("ann" if n % 2 else "bob", n % 9, (n + 1 + n % 7) % 9, ("left", "right", "tie")[n % 3])
-                if stop.is_set() or choice[1] == choice[2]:
-                    continue
-                try:
-                    status, reply = choose(url, *choice)
-                except (OSError, http.client.HTTPException):  # died under this request: not acknowledged
-                    return
-                if status == 200:
-                    acknowledged[reply["revision"]] = choice
+    def judge():
+        for n in range(10_000):
+            choice = ("ann" if n % 2 else "bob", n % 9, (n + 1 + n % 7) % 9, ("left", "right", "tie")[n % 3])
+            if stop.is_set() or choice[1] == choice[2]:
+                continue
+            try:
+                status, reply = choose(url, *choice)
+            except (OSError, http.client.HTTPException):  # died under this request: not acknowledged
+                return
+            if status == 200:
+                acknowledged[reply["revision"]] = choice
 
-        thread = threading.Thread(target=judge)
-        thread.start()
-        while len(acknowledged) < 150 and thread.is_alive():
-            time.sleep(0.01)
-        os.killpg(server.pid, signal.SIGKILL)  # no shutdown handler runs
-        server.wait(10)
-        stop.set()
-        thread.join(10)
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
+    kill_midway(server, judge, stop, acknowledged)
     assert len(acknowledged) >= 150
     store = PreferenceStore(workdir / "ratings.db")
     stored = {

@@ -210,35 +210,41 @@ def start_rate_process(study, workdir) -> tuple[subprocess.Popen, str]:
     return server, next(m[0] for line in server.stdout if (m := re.search(r"http://\S+", line)))
 
 
-@pytest.mark.slow
-def test_a_killed_server_loses_no_acknowledged_rating(study, workdir):
-    server, url = start_rate_process(study, workdir)
+def kill_midway(server, client, stop: threading.Event, acknowledged, count: int = 150) -> None:
+    """Run ``client`` in a thread until ``count`` of its requests were acknowledged, then
+    kill -9 the server's process group (no shutdown handler runs), set ``stop`` and join."""
     try:
-        acknowledged, unanswered, stop = [], [], threading.Event()
-
-        def rater():
-            for n in range(10_000):
-                rating = ("ann" if n % 2 else "bob", n % 9, n % 12, 1 + n % 5)
-                if stop.is_set():
-                    return
-                try:
-                    if rate(url, *rating)[0] == 200:
-                        acknowledged.append(rating)
-                except (OSError, http.client.HTTPException):  # died under this request: not acknowledged
-                    unanswered.append(rating)
-                    return
-
-        thread = threading.Thread(target=rater)
+        thread = threading.Thread(target=client)
         thread.start()
-        while len(acknowledged) < 150 and thread.is_alive():
+        while len(acknowledged) < count and thread.is_alive():
             time.sleep(0.01)
-        os.killpg(server.pid, signal.SIGKILL)  # no shutdown handler runs
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(10)
         stop.set()
         thread.join(10)
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_killed_server_loses_no_acknowledged_rating(study, workdir):
+    server, url = start_rate_process(study, workdir)
+    acknowledged, unanswered, stop = [], [], threading.Event()
+
+    def rater():
+        for n in range(10_000):
+            rating = ("ann" if n % 2 else "bob", n % 9, n % 12, 1 + n % 5)
+            if stop.is_set():
+                return
+            try:
+                if rate(url, *rating)[0] == 200:
+                    acknowledged.append(rating)
+            except (OSError, http.client.HTTPException):  # died under this request: not acknowledged
+                unanswered.append(rating)
+                return
+
+    kill_midway(server, rater, stop, acknowledged)
     assert len(acknowledged) >= 150
     latest = {(c, i, name): value for name, c, i, value in acknowledged}
     store = RatingStore(workdir / "ratings.db")
