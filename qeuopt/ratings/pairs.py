@@ -46,9 +46,8 @@ STATIC = {
 class PairsApp:
     """The pairwise side of a rating server: one study, its catalog, the choices' store."""
 
-    def __init__(self, study: str, catalog, store_path, tracker):
-        self.study, self.catalog = study, catalog
-        self.store = PreferenceStore(store_path)
+    def __init__(self, study: str, catalog, store: PreferenceStore, tracker):
+        self.study, self.catalog, self.store = study, catalog, store  # the rating server's, which closes it
         self.sync = preference_sync(self.store, tracker, study, catalog.run_ids)
         self._random = random.Random()
         self._fitted: tuple[tuple, Any] = ((), None)  # (revision, conditions) -> model: refit on change only
@@ -60,7 +59,6 @@ class PairsApp:
 
     def stop(self) -> None:
         self.sync.stop()
-        self.store.close()
 
     # -- GET ---------------------------------------------------------------------------------
     def get(self, path: str, query: Mapping[str, list[str]]) -> dict[str, Any]:

@@ -32,7 +32,8 @@ from qeuopt.errors import RatingError
 from qeuopt.ratings import pairs
 from qeuopt.ratings.catalog import Catalog
 from qeuopt.ratings.http import HttpError, QuietServer, json_depth
-from qeuopt.ratings.store import SCALE, SKIP, check_position, check_rater, store_for
+from qeuopt.ratings.preferences import preference_store_for
+from qeuopt.ratings.store import SCALE, SKIP, check_position, check_rater
 from qeuopt.ratings.sync import rating_sync
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,11 @@ class RatingApp:
 
     def __init__(self, study, store=None, tracker=None):
         self.study = study
-        self.store = store or store_for(study.spec)
+        self.own_store = store is None
+        self.store = store or preference_store_for(study.spec)  # ratings and choices: one database
         self.catalog = Catalog(study)
         self.sync = rating_sync(self.store, tracker or study.tracker(), study.name, self.catalog)
-        self.pairs = pairs.PairsApp(study.name, self.catalog, self.store.url, self.sync.tracker)
+        self.pairs = pairs.PairsApp(study.name, self.catalog, self.store, self.sync.tracker)
 
     def study_info(self) -> dict[str, Any]:
         gen = self.study.spec.generation
@@ -286,3 +288,5 @@ class RatingServer:
         self.app.sync.stop()
         self.app.pairs.stop()
         self.app.catalog.stop()
+        if self.app.own_store:
+            self.app.store.close()

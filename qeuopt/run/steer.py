@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from qeuopt.ratings.store import condition_scores, store_for
+from qeuopt.ratings.preferences import preference_store_for
+from qeuopt.ratings.store import condition_scores
 from qeuopt.ratings.sync import sync_outbox
 from qeuopt.run.condition import Timings
 from qeuopt.run.workers import STEERED
@@ -55,7 +56,7 @@ def advance(study, generator=None, scorer=None, batch: int | None = None, store=
 
     opt, tracker = study.optuna_study(), study.tracker()
     own_store = store is None
-    store = store or store_for(study.spec)
+    store = store or preference_store_for(study.spec)  # ratings and choices: one database, one engine
     try:
         told = tell_rated(study, opt, store)
         run_ids = {

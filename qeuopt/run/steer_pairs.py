@@ -26,28 +26,22 @@ from qeuopt.track.schema import CLIP_SCORES_ATTR, RUN_ID_ATTR
 MIN_COMPARISONS = 8
 
 
-def tell_preferred(study, opt, waiting, store) -> dict[int, float]:
+def tell_preferred(study, opt, waiting, store: PreferenceStore) -> dict[int, float]:
     """Tell each trial of ``waiting`` (awaiting a value) that has enough choices its score."""
     from optuna.trial import TrialState
 
-    own = not isinstance(store, PreferenceStore)
-    choices_store = PreferenceStore(store.url) if own else store
-    try:
-        generated = [
-            t
-            for t in opt.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-            if CLIP_SCORES_ATTR in t.user_attrs
-        ]
-        scores = preference_scores(choices_store.choices(study.name), [t.number for t in generated])
-        told = {}
-        for trial in waiting:
-            if trial.number in scores.index and scores.at[trial.number, "preference_count"] >= MIN_COMPARISONS:
-                value = float(scores.at[trial.number, "preference_score"])
-                opt.tell(trial.number, value)
-                told[trial.number] = value
-        run_ids = {t.number: t.user_attrs[RUN_ID_ATTR] for t in generated if RUN_ID_ATTR in t.user_attrs}
-        sync_preferences(choices_store, study.tracker(), study.name, run_ids)  # MLflow shows what was told
-    finally:
-        if own:
-            choices_store.close()
+    generated = [
+        t
+        for t in opt.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        if CLIP_SCORES_ATTR in t.user_attrs
+    ]
+    scores = preference_scores(store.choices(study.name), [t.number for t in generated])
+    told = {}
+    for trial in waiting:
+        if trial.number in scores.index and scores.at[trial.number, "preference_count"] >= MIN_COMPARISONS:
+            value = float(scores.at[trial.number, "preference_score"])
+            opt.tell(trial.number, value)
+            told[trial.number] = value
+    run_ids = {t.number: t.user_attrs[RUN_ID_ATTR] for t in generated if RUN_ID_ATTR in t.user_attrs}
+    sync_preferences(store, study.tracker(), study.name, run_ids)  # MLflow shows what was told
     return told
