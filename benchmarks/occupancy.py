@@ -14,9 +14,11 @@ the labelled grid, MLflow runs and artifacts in SQLite, Optuna. Occupancy is the
 generator's busy time over the wall time from its first call to the end of the run
 (pending files included). Target: at least 0.95 at 2 s per grid.
 
-``own-core est.`` is seconds / (seconds + the generating thread's CPU per condition): the
-occupancy the same code reaches when that thread has a core to itself, which a shared,
-overloaded machine cannot give it. ``idle ms/cond`` is what the measured wall time left.
+A worker runs two lanes (``qeuopt.run.lanes``): while one renders, the other records;
+``--inline`` runs one lane with no writer thread (``tracking.overlap_logging = false``).
+``idle ms/cond`` is what the measured wall time left per condition; ``CPU ms/cond`` is
+the whole process's CPU per condition (every thread), ``writer ms/cond`` the writer
+thread's wall time per condition's files and artifacts.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class SleepingGPU:
 
     def __init__(self, seconds: float, size: int = 512, pool: int = 12, cpu_convert: bool = False):
         self.seconds, self.busy, self.first_call, self.rss = seconds, 0.0, None, []
+        self.last_end, self.gaps = None, 0.0  # idle between two grids (the tail comes after the last)
         self.cpu_convert = cpu_convert
         rng = np.random.default_rng(0)
         # smooth colour fields plus fine grain: compresses like a photo, not like noise
@@ -59,9 +62,12 @@ class SleepingGPU:
     def generate_pixels(self, prompt, negative, settings, seeds, init_image=None):
         start = time.perf_counter()
         if self.first_call is None:
-            self.first_call, self.first_thread_cpu = start, time.thread_time()
+            self.first_call, self.first_cpu = start, time.process_time()
+        if self.last_end is not None:
+            self.gaps += start - self.last_end
         time.sleep(self.seconds)
-        self.busy += time.perf_counter() - start
+        self.last_end = time.perf_counter()
+        self.busy += self.last_end - start
         self.rss.append(rss_mib())
         picks = [(s + len(prompt)) % len(self.decoded) for s in seeds]
         if self.cpu_convert:  # diffusers' PIL output: numpy on the generating thread
@@ -115,15 +121,17 @@ def measure(seconds: float, overlap: bool, full: bool, scorer, cpu_convert: bool
         gpu = SleepingGPU(seconds, cpu_convert=cpu_convert)
         cpu0 = time.process_time()
         summary = study.run(gpu, scorer, progress=False)
-        end, main_cpu = time.perf_counter(), time.thread_time() - gpu.first_thread_cpu
+        end, cpu = time.perf_counter(), time.process_time()
         wall = end - gpu.first_call
         return {
             "occupancy": gpu.busy / wall,
             "wall": wall,
             "busy": gpu.busy,
             "n": summary.ran,
-            "main_cpu": main_cpu,
-            "cpu": time.process_time() - cpu0,
+            "run_cpu": cpu - gpu.first_cpu,  # from the first grid on, as the wall time
+            "gaps": gpu.gaps,
+            "tail": end - gpu.last_end,  # the last condition recorded and written, the GPU idle
+            "cpu": cpu - cpu0,
             "timings": summary.timings,
             "rss": gpu.rss,
         }
@@ -155,18 +163,18 @@ def main() -> None:
     )
     print(
         f"{'s/grid':>7} {'mode':<8} {'conds':>5} {'occupancy':>10} {'wall s':>8} {'idle ms/cond':>13} "
-        f"{'main CPU ms/cond':>17} {'own-core est.':>14} {'writer ms/cond':>15} {'waited s':>9} {'CPU s':>7}"
+        f"{'gaps ms/cond':>13} {'tail s':>7} {'CPU ms/cond':>12} {'writer ms/cond':>15} {'waited s':>9} {'CPU s':>7}"
     )
     modes = [True, False] if args.inline else [True]
     for seconds in args.seconds:
         for overlap in modes:
             r = measure(seconds, overlap, args.full, scorer, args.cpu_convert, args.png)
             t, n = r["timings"], r["n"]
-            main = r["main_cpu"] / n  # the generating thread's own CPU between grids
             print(
-                f"{seconds:>7.2f} {'overlap' if overlap else 'inline':<8} {n:>5} {r['occupancy']:>10.3f} "
-                f"{r['wall']:>8.1f} {1000 * (r['wall'] - r['busy']) / n:>13.0f} {1000 * main:>17.0f} "
-                f"{seconds / (seconds + main):>14.3f} {1000 * t.write / n:>15.0f} {t.wait:>9.2f} {r['cpu']:>7.1f}"
+                f"{seconds:>7.2f} {'lanes' if overlap else 'inline':<8} {n:>5} {r['occupancy']:>10.3f} "
+                f"{r['wall']:>8.1f} {1000 * (r['wall'] - r['busy']) / n:>13.0f} {1000 * r['gaps'] / max(1, n - 1):>13.0f} {r['tail']:>7.2f} "
+                f"{1000 * r['run_cpu'] / n:>12.0f} "
+                f"{1000 * t.write / n:>15.0f} {t.wait:>9.2f} {r['cpu']:>7.1f}"
             )
             if args.full:
                 rss, quarter = r["rss"], max(1, len(r["rss"]) // 4)

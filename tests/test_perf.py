@@ -34,14 +34,15 @@ def test_writer_queue_is_bounded_and_blocks_the_producer():
 
     writer.submit(job)
     writer.submit(job)
-    blocked = threading.Thread(target=writer.submit, args=(job,))
+    waited = []
+    blocked = threading.Thread(target=lambda: waited.append(writer.submit(job)))
     blocked.start()
     blocked.join(0.3)
     assert blocked.is_alive()  # two conditions wait already: the third submit holds the generator
     gate.set()
     blocked.join(5)
     writer.close()
-    assert len(started) == 3 and writer.waited > 0.2
+    assert len(started) == 3 and waited[0] > 0.2
 
 
 def test_writer_failure_surfaces_in_the_generating_thread():

@@ -11,15 +11,16 @@ import shutil
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from qeuopt.config.spec import Condition, GenerationSettings, StudySpec
-from qeuopt.generate.files import image_name
+from qeuopt.generate.files import image_name, parse_image_name
 from qeuopt.generate.grid import format_parameters, grid_captions
-from qeuopt.run.upload import save_trial_note, upload_condition
+from qeuopt.run.upload import chart_grid, log_overview, save_trial_note, upload_condition
 from qeuopt.run.writer import (
     FilesJob,
     Writer,
@@ -156,9 +157,11 @@ def scoring_text(spec: StudySpec, values, prompt: str) -> str:
 class ConditionRunner:
     """Runs conditions of one study with a loaded generator, scorer and tracker.
 
-    The generating thread renders, scores and records each condition's run; its files
-    and artifacts are written on a :class:`~qeuopt.run.writer.Writer` meanwhile (unless
-    ``tracking.overlap_logging`` is off), so the GPU starts the next grid at once."""
+    A lane (:mod:`qeuopt.run.lanes`) renders, scores and records each condition's run;
+    its files and artifacts are written on a :class:`~qeuopt.run.writer.Writer`
+    meanwhile (unless ``tracking.overlap_logging`` is off). Several lanes may call
+    :meth:`run` at once: the generator and the scorer are each used by one at a time
+    (one pipeline, one CLIP model), the rest runs side by side."""
 
     def __init__(
         self, spec: StudySpec, generator: Generator, scorer: Scorer, tracker, parent_run: str, init_image=None
@@ -168,6 +171,7 @@ class ConditionRunner:
         self.timings = Timings()
         self._writer = Writer() if spec.tracking.overlap_logging else None
         self._warm = False
+        self._generating, self._scoring = threading.Lock(), threading.Lock()
         self._notes: dict[str, tuple] = {}  # run id -> (trial, note), saved by the condition's writer job
 
     def run(self, condition: Condition, on_run_created=None) -> ConditionResult:
@@ -189,13 +193,13 @@ class ConditionRunner:
         first = "warmup" if compiles and not self._warm else "generate"
         # a generator with ``generate_pixels`` hands over 8-bit pixels made on its device
         pixels_of = getattr(self.generator, "generate_pixels", None)
-        with timed(stages, first):
+        with self._generating, timed(stages, first):  # waiting for the other lane counts as "other"
             made = (pixels_of or self.generator.generate)(
                 prompt, spec.prompt.negative, settings, seeds, self.init_image
             )
-        self._warm = True
+            self._warm = True
         pixels = as_pixels(made)
-        with timed(stages, "score"):  # a scorer that takes the pixel array skips a PIL round trip
+        with self._scoring, timed(stages, "score"):  # a scorer taking the pixel array skips a PIL round trip
             batch = pixels if getattr(self.scorer, "takes_pixels", False) else as_images(made)
             scores = [float(s) for s in self.scorer.score(batch, text)]
         summary = summarize(scores)
@@ -225,16 +229,29 @@ class ConditionRunner:
         return created
 
     def _write(self, job: FilesJob, pixels, run_id: str, scores, values, stages) -> None:
-        """Files, then artifacts, then the run is FINISHED: inline, or on the writer."""
+        """Files, then artifacts, then the run is FINISHED: inline, or on the writer, where
+        the chart, the per-image table and the trial note are logged on an encoder thread
+        while the PNGs are encoded (a study's last condition waits for all of it)."""
 
         note = self._notes.pop(run_id, None)
 
-        def work(encoders=None):
-            begin = time.perf_counter()
-            folder = write_files(job, pixels, encoders)
-            upload_condition(self.tracker, run_id, folder, scores, values)
+        def overview():
+            chart = chart_grid(pixels, job.grid[1], [parse_image_name(name)[1] for name in job.names])
+            log_overview(self.tracker, run_id, job.names, scores, values, chart)
             if note is not None:
                 save_trial_note(*note)
+
+        def work(encoders=None):
+            begin = time.perf_counter()
+            side = encoders.submit(overview) if encoders is not None else None
+            try:
+                folder = write_files(job, pixels, encoders)
+            except BaseException:
+                if side is not None:
+                    wait([side])  # nothing of this condition keeps running after its failure
+                raise
+            side.result() if side is not None else overview()
+            upload_condition(self.tracker, run_id, folder, scores, values, overview_logged=True)
             self.timings.add({"write": time.perf_counter() - begin}, 0, conditions=0)
 
         if self._writer is None:
@@ -246,9 +263,7 @@ class ConditionRunner:
             shutil.rmtree(pending_folder(Path(job.folder)), ignore_errors=True)
             raise
         writer = self._writer  # bound now: close() drops the attribute while jobs still run
-        before = writer.waited
-        writer.submit(lambda: work(writer.encoders))
-        stages["wait"] = writer.waited - before
+        stages["wait"] = writer.submit(lambda: work(writer.encoders))
 
     def _raise_writer_errors(self) -> None:
         if self._writer is not None:

@@ -27,7 +27,10 @@ resume
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
+import os
 import random
 import sys
 import threading
@@ -38,7 +41,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from qeuopt.run.workers import STEERED, WORKER, dead_here, owner, this_worker
+from qeuopt.run.workers import STEERED, WORKER, dead_here, host_name, owner, this_worker
 
 POLL_S, SAY_EVERY_S = 2.0, 30.0
 
@@ -88,7 +91,7 @@ class TrialLoop:
         self.suggest = suggest  # trial, levels -> condition; default: categorical suggestions
         self.lock, self.on_fail, self.total = lock, on_fail, total
         self.say = say or (lambda text: print(f"qeuopt: {text}", file=sys.stderr, flush=True))
-        self.ran = 0
+        self._done = itertools.count(1)  # conditions done by this worker, all lanes
         self._candidates: list[int] = []  # WAITING trial ids last read, tried in order
         # Optuna's own heartbeat helpers reach the storage the same way (study._storage)
         self.storage = study._storage
@@ -99,6 +102,13 @@ class TrialLoop:
         # with the storage in WAL mode). On SQLite a claim therefore takes the study's lock.
         engine = getattr(getattr(self.storage, "_backend", self.storage), "engine", None)
         self._claim_lock = lock if engine is not None and engine.dialect.name == "sqlite" else nullcontext
+
+    def lane(self) -> TrialLoop:
+        """Another lane of this worker (:mod:`qeuopt.run.lanes`): the same study and
+        clean-up, sharing the list of WAITING trials to try, so that the lanes take rows
+        in turn instead of racing each other for the same one, and the count of
+        conditions done."""
+        return copy.copy(self)  # shallow: the list and the counter are the same objects
 
     # -- claim ---------------------------------------------------------------------------
     def claim(self, beat: bool = True):
@@ -122,15 +132,16 @@ class TrialLoop:
 
         fresh = False
         while True:
-            if not self._candidates:
+            try:
+                trial_id = self._candidates.pop(0)  # the list is shared by a worker's lanes
+            except IndexError:
                 if fresh:
                     return None
-                self._candidates = [
+                self._candidates[:] = [
                     t._trial_id for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 ]
                 fresh = True
                 continue
-            trial_id = self._candidates.pop(0)
             if beat:
                 self._beat(trial_id)  # before the claim: a kill right after it leaves a stale trial
             try:
@@ -139,9 +150,10 @@ class TrialLoop:
                         return trial_id
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass
-            if self._candidates:  # another worker won it
-                jump = random.randrange(len(self._candidates))
-                self._candidates = self._candidates[jump:] + self._candidates[:jump]
+            waiting = list(self._candidates)
+            if waiting:  # another worker won it
+                jump = random.randrange(len(waiting))
+                self._candidates[:] = waiting[jump:] + waiting[:jump]
 
     def _ask(self, beat: bool):
         from optuna.trial import TrialState
@@ -195,11 +207,9 @@ class TrialLoop:
             if self.on_fail is not None:
                 self.on_fail(result)
             return result
-        self.ran += 1
+        done = next(self._done)
         if result is not None and self.total:
-            self.say(
-                f"c{trial.number:03d} done ({result.value:.4f}), {self.ran} by this worker, {self.total} in the study"
-            )
+            self.say(f"c{trial.number:03d} done ({result.value:.4f}), {done} by this worker, {self.total} in the study")
         return result
 
     def next(self, work: Callable[[dict, Any], Any]):
@@ -293,41 +303,49 @@ class TrialLoop:
         return QueueState(open_, held)
 
     # -- the whole queue -----------------------------------------------------------------
-    def drain(self, work: Callable[[dict, Any], Any], wait_s: float | None = None) -> QueueState:
+    def drain(
+        self, work: Callable[[dict, Any], Any], wait_s: float | None = None, stop: Callable[[], bool] | None = None
+    ) -> QueueState:
         """Run trials until every row is complete (or the budget is spent). While other
         workers hold the last rows, wait for them (a dead one's row comes back to the
         queue and runs here), at most ``wait_s`` seconds when given. Waiting looks at the
         WAITING and RUNNING trials every few seconds, and resumes (a full read, dead
-        workers failed) once per heartbeat interval: stale trials cannot appear faster."""
+        workers failed) once per heartbeat interval: stale trials cannot appear faster.
+        ``stop()``: checked before each claim; True ends the drain (another lane failed)."""
         state = self.resume()
         resumed = time.monotonic()
         deadline = None if wait_s is None else time.monotonic() + wait_s
         said = -math.inf
         while True:
+            if stop is not None and stop():
+                return self.peek()
             if self.next(work) is not None:
                 continue
             if time.monotonic() - resumed >= (self.interval or POLL_S):
                 state, resumed = self.resume(), time.monotonic()
             else:
-                state = self._peek()
+                state = self.peek()
             if not state.open and not state.held:  # done, unless a failure left a row without a trial
                 state, resumed = self.resume(), time.monotonic()
                 if not state.open and not state.held:
                     return state
             if state.open:
                 continue
+            others = [h for h in state.held if (h.host, h.pid) != (host_name(), os.getpid())]
+            if not others:  # only this worker's other lanes hold rows: they finish them
+                return state
             if deadline is not None and time.monotonic() >= deadline:
                 return state
             if time.monotonic() - said >= SAY_EVERY_S:
                 said = time.monotonic()
                 self.say(
-                    f"waiting for {len(state.held)} condition(s) held by other workers: "
-                    + "; ".join(map(str, state.held[:5]))
-                    + (" ..." if len(state.held) > 5 else "")
+                    f"waiting for {len(others)} condition(s) held by other workers: "
+                    + "; ".join(map(str, others[:5]))
+                    + (" ..." if len(others) > 5 else "")
                 )
             time.sleep(POLL_S)
 
-    def _peek(self) -> QueueState:
+    def peek(self) -> QueueState:
         """The queue without re-queuing: WAITING and RUNNING trials only, for a fixed design."""
         from optuna.trial import TrialState
 

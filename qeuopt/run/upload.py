@@ -11,7 +11,7 @@ from qeuopt.generate.grid import labelled_grid
 from qeuopt.run.writer import finish_pending
 from qeuopt.track.schema import CLIP_SCORES_ATTR, FOLDER_TAG, RUN_ID_ATTR
 
-CHART_SIDE = 256
+CHART_SIDE = 128  # MLflow previews its image chart at 256 pixels wide: a 3-wide chart needs no more
 
 
 def save_trial_note(trial, body: str) -> None:
@@ -23,38 +23,53 @@ def save_trial_note(trial, body: str) -> None:
     save_note(trial, body)
 
 
-def chart_grid(folder: Path, files: Sequence[Path]):
-    """The images of a condition tiled as in its grid.png, without the header text."""
+def chart_grid(images: Sequence, cols: int, seeds: Sequence[int]):
+    """MLflow's image chart of a condition: its images as small tiles in grid order,
+    captioned by seed, without the header text (a chart, not the record: grid.png is that)."""
+    from PIL import Image
+
+    tiles = [Image.fromarray(i) if not isinstance(i, Image.Image) else i.copy() for i in images]
+    for tile in tiles:
+        tile.thumbnail((CHART_SIDE, CHART_SIDE))
+    return labelled_grid(tiles, -(-len(tiles) // cols), cols, [], [f"seed {s}" for s in seeds])
+
+
+def files_chart(folder: Path, files: Sequence[Path]):
+    """:func:`chart_grid` read back from a condition's folder (a repaired upload)."""
     from PIL import Image
 
     images = [Image.open(f) for f in files]
-    for image in images:  # a chart, not the record (grid.png is that): 256 pixels a side at most
-        image.thumbnail((CHART_SIDE, CHART_SIDE))
     with Image.open(folder / GRID_FILE) as grid:
-        cols = max(1, round(grid.width / max(Image.open(files[0]).width, 1)))
-    rows = -(-len(images) // cols)
-    return labelled_grid(images, rows, cols, [], [f"seed {parse_image_name(f.name)[1]}" for f in files])
+        cols = max(1, round(grid.width / max(images[0].width, 1)))
+    return chart_grid(images, cols, [parse_image_name(f.name)[1] for f in files])
 
 
-def upload_condition(tracker, run_id: str, folder: Path, scores, values) -> None:
-    """Images, grid and per-image table of a condition, from its folder; then the run is
-    marked FINISHED. Safe to repeat: the same artifact paths are replaced."""
+def log_overview(tracker, run_id: str, names: Sequence[str], scores, values, chart) -> None:
+    """The image chart and the per-image table: neither needs the condition's files, so
+    a writer logs them while its PNGs are being encoded."""
     import pandas as pd
 
-    files = condition_images(folder)
-    tracker.log_files(run_id, files, "png")
-    tracker.log_files(run_id, [folder / GRID_FILE])
-    tracker.log_chart(run_id, chart_grid(folder, files))  # MLflow's image chart: small, no header text
-    seeds = [parse_image_name(f.name)[1] for f in files]
+    tracker.log_chart(run_id, chart)
     table = pd.DataFrame(
         {
-            "image": [f.name for f in files],
-            "seed": seeds,
+            "image": list(names),
+            "seed": [parse_image_name(name)[1] for name in names],
             "clip_cosine": list(scores),
-            **{k: [v] * len(files) for k, v in values.items()},
+            **{k: [v] * len(names) for k, v in values.items()},
         }
     )
     tracker.log_table(run_id, table, "images_table.json")
+
+
+def upload_condition(tracker, run_id: str, folder: Path, scores, values, overview_logged: bool = False) -> None:
+    """Images and grid of a condition from its folder, its chart and per-image table
+    unless ``overview_logged`` (:func:`log_overview`); then the run is marked FINISHED.
+    Safe to repeat: the same artifact paths are replaced."""
+    files = condition_images(folder)
+    tracker.log_files(run_id, files, "png")
+    tracker.log_files(run_id, [folder / GRID_FILE])
+    if not overview_logged:
+        log_overview(tracker, run_id, [f.name for f in files], scores, values, files_chart(folder, files))
     tracker.finish(run_id)
 
 

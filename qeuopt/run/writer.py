@@ -99,9 +99,11 @@ def write_files(job: FilesJob, pixels: np.ndarray, encoders: ThreadPoolExecutor 
     partial.mkdir(parents=True)
     try:
         images = [Image.fromarray(p) for p in pixels]
-        work = [(image, partial / name, text) for image, name, text in zip(images, job.names, job.parameters)]
         grid = labelled_grid(images, *job.grid, job.header, job.captions)
-        work.append((grid, partial / GRID_FILE, job.parameters[0] if job.parameters else None))  # A1111 grids carry it
+        # the grid first: it is the largest (as large as all images together), and started
+        # last it would finish alone after the others
+        work = [(grid, partial / GRID_FILE, job.parameters[0] if job.parameters else None)]  # A1111 grids carry it
+        work += [(image, partial / name, text) for image, name, text in zip(images, job.names, job.parameters)]
         run = encoders.map if encoders is not None else map
         list(run(lambda item: save_png(*item, level=job.png_compression), work))
         shutil.rmtree(final, ignore_errors=True)  # left by an earlier attempt of this number
@@ -132,12 +134,13 @@ class Writer:
         self.encoders = ThreadPoolExecutor(encoders or min(4, os.cpu_count() or 1), thread_name_prefix="qeuopt-png")
         self._slots = threading.BoundedSemaphore(depth)
         self._futures: list = []
-        self.waited = 0.0  # seconds the generating thread spent blocked on a full queue
+        self._futures_lock = threading.Lock()  # a worker's lanes submit and check side by side
 
-    def submit(self, work: Callable[[], None]) -> None:
+    def submit(self, work: Callable[[], None]) -> float:
+        """Queue ``work``; the seconds the caller waited for a free slot."""
         start = time.perf_counter()
-        self._slots.acquire()  # back-pressure: a full queue holds the generating thread here
-        self.waited += time.perf_counter() - start
+        self._slots.acquire()  # back-pressure: a full queue holds the submitting lane here
+        waited = time.perf_counter() - start
 
         def job():
             try:
@@ -145,12 +148,16 @@ class Writer:
             finally:
                 self._slots.release()
 
-        self._futures.append(self._thread.submit(job))
+        with self._futures_lock:
+            self._futures.append(self._thread.submit(job))
+        return waited
 
     def raise_errors(self) -> None:
         """Re-raise, in the calling thread, the first failure of a finished job."""
-        for future in [f for f in self._futures if f.done()]:
-            self._futures.remove(future)
+        with self._futures_lock:
+            finished = [f for f in self._futures if f.done()]
+            self._futures = [f for f in self._futures if f not in finished]
+        for future in finished:
             future.result()
 
     def close(self) -> None:
