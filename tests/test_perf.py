@@ -14,6 +14,7 @@ from qeuopt.errors import ModelLoadError, StudyError
 from qeuopt.generate.diffusion import cpu_threads, place
 from qeuopt.generate.grid import read_parameters
 from qeuopt.ratings.catalog import Catalog
+from qeuopt.run.lanes import LANES
 from qeuopt.run.study import Study
 from qeuopt.run.writer import Writer
 from qeuopt.testing.fake import FakeGenerator, FakeScorer
@@ -43,6 +44,50 @@ def test_writer_queue_is_bounded_and_blocks_the_producer():
     blocked.join(5)
     writer.close()
     assert len(started) == 3 and waited[0] > 0.2
+
+
+class WatchedGenerator(FakeGenerator):
+    """Counts the lanes inside ``generate`` at once; ``second`` is set when a second grid starts."""
+
+    def __init__(self):
+        super().__init__(seconds=0.02)
+        self.inside, self.most, self.second = 0, 0, threading.Event()
+
+    def generate(self, *args, **kwargs):
+        self.inside += 1
+        self.most = max(self.most, self.inside)
+        try:
+            if self.calls:
+                self.second.set()
+            return super().generate(*args, **kwargs)
+        finally:
+            self.inside -= 1
+
+
+class ScorerWaitingForTheNextGrid(FakeScorer):
+    """The first condition's scoring waits until the generator renders the next grid."""
+
+    def __init__(self, generator: WatchedGenerator):
+        super().__init__()
+        self.generator, self.overlapped = generator, None
+
+    def score(self, images, text):
+        if self.overlapped is None:
+            self.overlapped = self.generator.second.wait(20)  # with one lane: never, it times out
+        return super().score(images, text)
+
+
+def test_the_next_grid_renders_while_the_last_is_recorded(workdir):
+    generator = WatchedGenerator()
+    scorer = ScorerWaitingForTheNextGrid(generator)
+    study = make_study()
+    assert study.run(generator, scorer, progress=False).ran == 9
+    assert scorer.overlapped  # condition 1 was rendering while condition 0 was being scored
+    assert generator.most == 1  # one pipeline: never two lanes inside it at once
+    trials = study.trials()
+    assert trials["state"].eq("COMPLETE").all() and len(trials) == 9  # every row once, none twice
+    params = trials.filter(like="params_").astype(str).agg("|".join, axis=1)
+    assert params.nunique() == 9
 
 
 def test_writer_failure_surfaces_in_the_generating_thread():
@@ -327,5 +372,6 @@ def test_243_conditions_keep_the_writer_queue_bounded(workdir, monkeypatch):
         design={"kind": "full"},
     )
     assert study.run(FakeGenerator(), FakeScorer(), progress=False).total == 243
-    assert len(seen) == 243 and max(seen) <= 3  # two waiting plus the one just dumped
+    # the writer's two slots, plus each lane's dump waiting for a slot: bounded, not growing
+    assert len(seen) == 243 and max(seen) <= 2 + LANES
     assert not list((workdir / "outputs" / "big").glob("*.pending"))
