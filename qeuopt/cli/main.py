@@ -91,11 +91,11 @@ def cmd_run(args) -> int:
         print(f"best {value} {summary.best_value:.4f} at {summary.best_condition}")
     if summary.recommended is not None:
         print(f"recommended (the models' pick, possibly never generated): {summary.recommended}")
-    warmup = f"compile warm-up {t.warmup:.1f} s, " if t.warmup else ""
+    warmup = f" (compile warm-up {t.warmup:.1f} s)" if t.warmup else ""
     print(
-        f"wall {wall:.1f} s: {warmup}generate {t.generate:.1f} s, score {t.score:.1f} s, log {t.log:.1f} s, "
-        f"waiting for the writer {t.wait:.1f} s, other in conditions {t.other:.1f} s, "
-        f"set-up {wall - t.timed() - t.other:.1f} s; files and artifacts {t.write:.1f} s beside generation"
+        f"wall {wall:.1f} s, set-up included; the pipeline rendered {t.busy():.1f} s of it{warmup}. "
+        f"Beside it, summed over the lanes: score {t.score:.1f} s, log {t.log:.1f} s, waiting for the "
+        f"writer {t.wait:.1f} s, other {t.other:.1f} s; files and artifacts {t.write:.1f} s on the writer"
     )
     if summary.unfinished:
         print(

@@ -58,11 +58,12 @@ class Scorer(Protocol):
 class Timings:
     """Seconds spent per stage, summed over the conditions run (thread-safe).
 
-    ``write`` (PNGs, grid, artifacts) runs on the writer thread while the next condition
-    generates, so it overlaps the others; ``wait`` is the generating thread blocked on a
-    full writer queue; ``warmup`` is a compiled model's first grid."""
+    Summed over a worker's lanes, which run side by side: ``turn`` is a lane waiting while
+    the other renders; ``write`` (PNGs, grid, artifacts) runs on the writer thread; ``wait``
+    is a lane blocked on a full writer queue; ``warmup`` is a compiled model's first grid."""
 
     generate: float = 0.0
+    turn: float = 0.0
     score: float = 0.0
     log: float = 0.0
     other: float = 0.0
@@ -75,9 +76,9 @@ class Timings:
     def __post_init__(self):
         self._lock = threading.Lock()
 
-    def timed(self) -> float:
-        """Seconds of the generating thread in named stages (``write`` runs beside them)."""
-        return self.generate + self.score + self.log + self.wait + self.warmup
+    def busy(self) -> float:
+        """Seconds the pipeline was rendering (compile warm-up included)."""
+        return self.generate + self.warmup
 
     def add(self, stages: dict[str, float], images: int, conditions: int = 1) -> None:
         with self._lock:
@@ -193,10 +194,13 @@ class ConditionRunner:
         first = "warmup" if compiles and not self._warm else "generate"
         # a generator with ``generate_pixels`` hands over 8-bit pixels made on its device
         pixels_of = getattr(self.generator, "generate_pixels", None)
-        with self._generating, timed(stages, first):  # waiting for the other lane counts as "other"
-            made = (pixels_of or self.generator.generate)(
-                prompt, spec.prompt.negative, settings, seeds, self.init_image
-            )
+        asked = time.perf_counter()
+        with self._generating:
+            stages["turn"] = time.perf_counter() - asked  # the other lane was rendering
+            with timed(stages, first):
+                made = (pixels_of or self.generator.generate)(
+                    prompt, spec.prompt.negative, settings, seeds, self.init_image
+                )
             self._warm = True
         pixels = as_pixels(made)
         with self._scoring, timed(stages, "score"):  # a scorer taking the pixel array skips a PIL round trip
