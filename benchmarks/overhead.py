@@ -9,7 +9,9 @@ run alternated, in a rotated order each round, and each ratio is taken within a 
 (paired), then the median and range over rounds are printed.
 
 - ``qeuopt``: ``python -m qeuopt run study.toml`` (generation, CLIP, PNGs with metadata,
-  labelled grid, per-image table, MLflow runs, Optuna storage);
+  labelled grid, per-image table, MLflow runs, Optuna storage, and the study's HTML
+  report at the end);
+- ``qeuopt no report``: the same with ``--no-report``, the job the plain scripts do;
 - ``user script``: benchmarks/plain/user_script.py, the same job as a user would script
   it: one pipeline, batched grids, sentence-transformers CLIP, PNGs with metadata, one
   MLflow run per condition with its PNGs;
@@ -38,7 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = Path(__file__).resolve().parent / "plain"
 sys.path.insert(0, str(ROOT))
-VARIANTS = ("qeuopt", "user script", "generate only", "notebook loop")
+VARIANTS = ("qeuopt", "qeuopt no report", "user script", "generate only", "notebook loop")
+QEUOPT = VARIANTS[:2]
 
 
 def write_job(spec, folder: Path) -> Path:
@@ -75,8 +78,10 @@ def write_job(spec, folder: Path) -> Path:
 
 
 def command(variant: str, study: Path, job: Path) -> list[str]:
-    if variant == "qeuopt":
-        return [sys.executable, "-m", "qeuopt", "run", str(study), "--quiet"]
+    if variant in QEUOPT:
+        return [sys.executable, "-m", "qeuopt", "run", str(study), "--quiet"] + (
+            ["--no-report"] if variant == "qeuopt no report" else []
+        )
     script = {
         "user script": "user_script.py",
         "generate only": "generate_only.py",
@@ -92,8 +97,9 @@ def prepare_databases(variant: str, folder: Path, env: dict) -> None:
         "optuna.storages.RDBStorage('sqlite:///optuna.db')",
         "user script": "import mlflow; mlflow.MlflowClient('sqlite:///mlflow.db').search_experiments()",
     }
-    if variant in code:
-        subprocess.run([sys.executable, "-c", code[variant]], cwd=folder, env=env, check=True, capture_output=True)
+    key = "qeuopt" if variant in QEUOPT else variant
+    if key in code:
+        subprocess.run([sys.executable, "-c", code[key]], cwd=folder, env=env, check=True, capture_output=True)
 
 
 def cpu_seconds(cmd: list[str], folder: Path, env: dict) -> float:
@@ -129,9 +135,10 @@ def report(title: str, rounds: list[dict[str, float]]) -> None:
     print(f"\n{title}: CPU seconds per whole process, median (min-max) of {len(rounds)} rounds")
     for variant in VARIANTS:
         print(f"  {variant:<16}{spread([r[variant] for r in rounds]):>24}")
-    for other in VARIANTS[1:]:
-        ratios = [r["qeuopt"] / r[other] for r in rounds]
-        print(f"  qeuopt / {other:<16} {spread(ratios)}")
+    for ours in QEUOPT:
+        for other in VARIANTS[2:]:
+            ratios = [r[ours] / r[other] for r in rounds]
+            print(f"  {ours} / {other:<16} {spread(ratios)}")
 
 
 def main() -> None:
@@ -166,7 +173,8 @@ def main() -> None:
     results = {True: [], False: []}
     for i in range(args.repeat):
         for ready in (False, True):
-            order = VARIANTS[i % 4 :] + VARIANTS[: i % 4]  # rotated: no variant always runs first
+            # rotated: no variant always runs first
+            order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]
             results[ready].append(one_round(spec_file, job, env, ready, list(order)))
     shutil.rmtree(scratch, ignore_errors=True)
     report("fresh folder (first run: databases created)", results[False])
