@@ -125,7 +125,7 @@ class TrackingSettings:
     optuna_storage: str = "sqlite:///optuna.db"
     output_dir: str = "outputs"
     artifact_dir: str = "mlartifacts"
-    overlap_logging: bool = True  # log one condition while the next generates
+    overlap_logging: bool = True  # two lanes: record one condition while the next generates
     png_compression: int = 1  # zlib level of saved PNGs, 0-9; lossless at every level (README: Speed)
     # human ratings and choices, the source of truth for them: a SQLite file, a postgresql:// URL,
     # or empty: the Optuna storage when that is PostgreSQL (shared by every machine), else ratings.db

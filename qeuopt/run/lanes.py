@@ -23,7 +23,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from qeuopt.run.loop import QueueState, TrialLoop
+from qeuopt.run.loop import TrialLoop
+from qeuopt.run.queue import QueueState
 
 LANES = 2  # one renders while the other records; more only queue on the generator's lock
 

@@ -38,33 +38,12 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
-from qeuopt.run.workers import STEERED, WORKER, dead_here, host_name, owner, this_worker
+from qeuopt.run.queue import QueueState, missing_rows, queue_state, suggest
+from qeuopt.run.workers import WORKER, dead_here, host_name, owner, this_worker
 
 POLL_S, SAY_EVERY_S = 2.0, 30.0
-
-
-@dataclass(frozen=True)
-class Held:
-    """A row another worker is running."""
-
-    number: int
-    host: str
-    pid: int | None
-    seconds: float
-
-    def __str__(self) -> str:
-        return f"c{self.number:03d} (worker {self.host} pid {self.pid}, running for {self.seconds:.0f} s)"
-
-
-@dataclass(frozen=True)
-class QueueState:
-    """The queue as a worker sees it: trials to claim, trials other workers hold."""
-
-    open: int
-    held: tuple[Held, ...]
 
 
 class TrialLoop:
@@ -188,8 +167,6 @@ class TrialLoop:
         import optuna
         from optuna.trial import TrialState
 
-        from qeuopt.run.queue import suggest
-
         try:
             with self._beating(trial._trial_id):
                 value = work((self.suggest or suggest)(trial, self.levels), trial)
@@ -256,8 +233,6 @@ class TrialLoop:
         import optuna
         from optuna.trial import TrialState
 
-        from qeuopt.run.queue import missing_rows
-
         with self.lock():
             before = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
             with warnings.catch_warnings():
@@ -282,25 +257,7 @@ class TrialLoop:
         return self._state(trials)
 
     def _state(self, trials) -> QueueState:
-        from optuna.trial import TrialState
-
-        counts = {state: sum(t.state == state for t in trials) for state in TrialState}
-        open_ = counts[TrialState.WAITING]
-        if self.rows is None and self.budget is not None:
-            used = counts[TrialState.COMPLETE] + counts[TrialState.RUNNING] + counts[TrialState.WAITING]
-            open_ += max(0, self.budget - used)
-        now = time.time()
-        held = tuple(
-            Held(
-                t.number,
-                owner(t).get("host", "?"),
-                owner(t).get("pid"),
-                now - t.datetime_start.timestamp() if t.datetime_start else math.nan,
-            )
-            for t in trials
-            if t.state == TrialState.RUNNING and not t.user_attrs.get(STEERED)
-        )
-        return QueueState(open_, held)
+        return queue_state(trials, self.budget if self.rows is None else None)
 
     # -- the whole queue -----------------------------------------------------------------
     def drain(

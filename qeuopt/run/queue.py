@@ -9,17 +9,21 @@ machines). Creating the tables, the study and the queue happens under a database
 
 from __future__ import annotations
 
+import math
 import os
+import time
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from qeuopt.config.spec import StudySpec
 from qeuopt.design.assign import assign
 from qeuopt.errors import InputError, StoreError
 from qeuopt.levels import grid_rows, level_key
+from qeuopt.run.workers import STEERED, owner
 
 HEARTBEAT_S, GRACE_BEATS = 20, 3
 
@@ -159,3 +163,49 @@ def open_trials(study) -> list:
     from optuna.trial import TrialState
 
     return study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+
+
+@dataclass(frozen=True)
+class Held:
+    """A row another worker is running."""
+
+    number: int
+    host: str
+    pid: int | None
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"c{self.number:03d} (worker {self.host} pid {self.pid}, running for {self.seconds:.0f} s)"
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """The queue as a worker sees it: trials to claim, trials other workers hold."""
+
+    open: int
+    held: tuple[Held, ...]
+
+
+def queue_state(trials, budget: int | None = None) -> QueueState:
+    """The queue in ``trials``: WAITING ones, plus the budget not yet used when a sampler
+    proposes (``budget``), and the RUNNING ones workers hold (rating-steered trials wait
+    for people, not for a worker)."""
+    from optuna.trial import TrialState
+
+    counts = {state: sum(t.state == state for t in trials) for state in TrialState}
+    open_ = counts[TrialState.WAITING]
+    if budget is not None:
+        used = counts[TrialState.COMPLETE] + counts[TrialState.RUNNING] + counts[TrialState.WAITING]
+        open_ += max(0, budget - used)
+    now = time.time()
+    held = tuple(
+        Held(
+            t.number,
+            owner(t).get("host", "?"),
+            owner(t).get("pid"),
+            now - t.datetime_start.timestamp() if t.datetime_start else math.nan,
+        )
+        for t in trials
+        if t.state == TrialState.RUNNING and not t.user_attrs.get(STEERED)
+    )
+    return QueueState(open_, held)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from qeuopt.ratings.preferences import preference_store_for
 from qeuopt.ratings.store import condition_scores
 from qeuopt.ratings.sync import sync_outbox
-from qeuopt.run.condition import Timings
+from qeuopt.run.timings import Timings
 from qeuopt.run.workers import STEERED
 from qeuopt.track.schema import CLIP_SCORES_ATTR, RUN_ID_ATTR
 

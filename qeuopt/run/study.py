@@ -19,8 +19,9 @@ from typing import Any
 from qeuopt.config.environment import require_environment
 from qeuopt.config.load import build_spec, load_study_file
 from qeuopt.config.spec import Condition, StudySpec, absolute_sqlite_url, spec_to_dict
-from qeuopt.run.condition import ConditionRunner, Timings, condition_folder
+from qeuopt.run.condition import ConditionRunner, condition_folder
 from qeuopt.run.lanes import LANES, drain_in_lanes
+from qeuopt.run.timings import Timings
 from qeuopt.track.schema import CLIP_MEAN, CLIP_SCORES_ATTR, RUN_ID_ATTR
 
 
