@@ -47,8 +47,9 @@ class SleepingGPU:
 
     model = "stand-in-gpu"
 
-    def __init__(self, seconds: float, size: int = 512, pool: int = 12, cpu_convert: bool = False):
+    def __init__(self, seconds: float, size: int = 512, pool: int = 12, cpu_convert: bool = False, launches: int = 0):
         self.seconds, self.busy, self.first_call, self.rss = seconds, 0.0, None, []
+        self.launches = launches
         self.last_end, self.gaps = None, 0.0  # idle between two grids (the tail comes after the last)
         self.cpu_convert = cpu_convert
         rng = np.random.default_rng(0)
@@ -65,9 +66,17 @@ class SleepingGPU:
             self.first_call, self.first_cpu = start, time.process_time()
         if self.last_end is not None:
             self.gaps += start - self.last_end
-        time.sleep(self.seconds)
+        if self.launches:  # the host launches kernels one by one, taking the GIL for each
+            deadline = start
+            for _ in range(self.launches):
+                deadline += self.seconds / self.launches
+                time.sleep(max(0.0, deadline - time.perf_counter()))  # the GIL is free while "the GPU" runs
+            # the GPU's work is the nominal time: the rest was the host waiting for the GIL
+            self.busy += self.seconds
+        else:
+            time.sleep(self.seconds)
         self.last_end = time.perf_counter()
-        self.busy += self.last_end - start
+        self.busy += 0.0 if self.launches else self.last_end - start
         self.rss.append(rss_mib())
         picks = [(s + len(prompt)) % len(self.decoded) for s in seeds]
         if self.cpu_convert:  # diffusers' PIL output: numpy on the generating thread
@@ -110,7 +119,9 @@ def study_data(name: str, full: bool, overlap: bool, png: int | None = None) -> 
     }
 
 
-def measure(seconds: float, overlap: bool, full: bool, scorer, cpu_convert: bool = False, png=None) -> dict:
+def measure(
+    seconds: float, overlap: bool, full: bool, scorer, cpu_convert: bool = False, png=None, launches: int = 0
+) -> dict:
     from qeuopt.run.study import Study
 
     folder, cwd = tempfile.mkdtemp(prefix="qeuopt-occupancy-"), os.getcwd()
@@ -118,7 +129,7 @@ def measure(seconds: float, overlap: bool, full: bool, scorer, cpu_convert: bool
     try:
         data = study_data(f"occ{'full' if full else ''}", full, overlap, png)
         study = Study(data.pop("name"), data.pop("prompt"), data.pop("factors"), **data)
-        gpu = SleepingGPU(seconds, cpu_convert=cpu_convert)
+        gpu = SleepingGPU(seconds, cpu_convert=cpu_convert, launches=launches)
         cpu0 = time.process_time()
         summary = study.run(gpu, scorer, progress=False)
         end, cpu = time.perf_counter(), time.process_time()
@@ -149,6 +160,13 @@ def main() -> None:
         "--cpu-convert", action="store_true", help="8-bit conversion on the CPU, as diffusers' PIL output"
     )
     parser.add_argument("--png", type=int, help="tracking.png_compression (default: the study default)")
+    parser.add_argument(
+        "--launches",
+        type=int,
+        default=0,
+        help="split each grid into this many GIL-free waits, the GIL taken between them, as a "
+        "host thread launching CUDA kernels does (0: one sleep per grid)",
+    )
     args = parser.parse_args()
 
     from qeuopt.score.clip import ClipScorer
@@ -168,7 +186,7 @@ def main() -> None:
     modes = [True, False] if args.inline else [True]
     for seconds in args.seconds:
         for overlap in modes:
-            r = measure(seconds, overlap, args.full, scorer, args.cpu_convert, args.png)
+            r = measure(seconds, overlap, args.full, scorer, args.cpu_convert, args.png, args.launches)
             t, n = r["timings"], r["n"]
             print(
                 f"{seconds:>7.2f} {'lanes' if overlap else 'inline':<8} {n:>5} {r['occupancy']:>10.3f} "
