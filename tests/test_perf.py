@@ -14,7 +14,7 @@ from qeuopt.errors import ModelLoadError, StudyError
 from qeuopt.generate.diffusion import cpu_threads, place
 from qeuopt.generate.grid import read_parameters
 from qeuopt.ratings.catalog import Catalog
-from qeuopt.run.lanes import LANES
+from qeuopt.run.lanes import LANES, lanes_for
 from qeuopt.run.study import Study
 from qeuopt.run.writer import Writer
 from qeuopt.testing.fake import FakeGenerator, FakeScorer
@@ -88,6 +88,17 @@ def test_the_next_grid_renders_while_the_last_is_recorded(workdir):
     assert trials["state"].eq("COMPLETE").all() and len(trials) == 9  # every row once, none twice
     params = trials.filter(like="params_").astype(str).agg("|".join, axis=1)
     assert params.nunique() == 9
+
+
+def test_a_generator_on_the_cpu_gets_one_lane():
+    class OnDevice:
+        def __init__(self, device):
+            self.device = device
+
+    assert lanes_for(OnDevice("cuda"), overlap=True) == lanes_for(OnDevice("mps"), overlap=True) == LANES == 2
+    assert lanes_for(FakeGenerator(), overlap=True) == 2  # no device said: treated as an accelerator
+    assert lanes_for(OnDevice("cpu"), overlap=True) == 1  # a second lane would compete for its cores
+    assert lanes_for(OnDevice("cuda"), overlap=False) == 1
 
 
 def test_writer_failure_surfaces_in_the_generating_thread():

@@ -41,7 +41,7 @@ from qeuopt.track.schema import (
 
 
 class Generator(Protocol):
-    model: str
+    model: str  # optional ``device``: "cpu" runs one lane (qeuopt.run.lanes.lanes_for)
 
     def generate(
         self, prompt: str, negative: str, settings: GenerationSettings, seeds: Sequence[int], init_image=None

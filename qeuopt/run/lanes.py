@@ -14,7 +14,7 @@ calling thread, so Ctrl-C interrupts its condition as before (the trial fails an
 queued again); the other lanes are stopped before their next claim and finish the one
 they hold. A lane's error stops the others the same way, then surfaces here. An adaptive
 study's sampler sees each result one condition later than with one lane, as it would
-with two workers.
+with two workers. A generator computing on the CPU gets one lane (:func:`lanes_for`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ from qeuopt.run.loop import TrialLoop
 from qeuopt.run.queue import QueueState
 
 LANES = 2  # one renders while the other records; more only queue on the generator's lock
+
+
+def lanes_for(generator, overlap: bool) -> int:
+    """Two lanes when the generator renders on an accelerator. One when its ``device`` is
+    the CPU, where the recording lane only competes with the model for the same cores
+    (measured on the tiny model: about 6% more CPU for the process and no shorter wall),
+    or when ``tracking.overlap_logging`` is off."""
+    return LANES if overlap and str(getattr(generator, "device", "")) != "cpu" else 1
 
 
 def drain_in_lanes(loops: Sequence[TrialLoop], work: Callable[[dict, Any], Any], wait_s: float | None) -> QueueState:

@@ -20,7 +20,7 @@ from qeuopt.config.environment import require_environment
 from qeuopt.config.load import build_spec, load_study_file
 from qeuopt.config.spec import Condition, StudySpec, absolute_sqlite_url, spec_to_dict
 from qeuopt.run.condition import ConditionRunner, condition_folder
-from qeuopt.run.lanes import LANES, drain_in_lanes
+from qeuopt.run.lanes import drain_in_lanes, lanes_for
 from qeuopt.run.timings import Timings
 from qeuopt.track.schema import CLIP_MEAN, CLIP_SCORES_ATTR, RUN_ID_ATTR
 
@@ -164,11 +164,11 @@ class Study:
         study, tracker = self.optuna_study(create), self.tracker()
         rows = design_rows(self.spec)
         loop = self.loop(study, tracker, rows, progress)
-        loops = [loop] + [loop.lane() for _ in range(1, LANES if self.spec.tracking.overlap_logging else 1)]
         loop.resume()
         self._repair(study, tracker)
         with self.runner(tracker, rows, generator, scorer, lambda: bool(open_trials(study))) as runner:
-            state = drain_in_lanes(loops, self._work(runner), wait_s)
+            lanes = lanes_for(runner.generator, self.spec.tracking.overlap_logging)
+            state = drain_in_lanes([loop] + [loop.lane() for _ in range(1, lanes)], self._work(runner), wait_s)
         summary = self._summary(study, runner.timings)
         return replace(summary, unfinished=tuple(map(str, state.held)))
 
