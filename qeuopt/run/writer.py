@@ -1,9 +1,9 @@
-"""The second half of a condition, off the generating thread: PNGs, grid, artifacts.
+"""The second half of a condition, off the lanes: PNGs, grid, artifacts.
 
 While the GPU renders condition k+1, condition k's PNGs are encoded (on a few encoder
 threads: zlib releases the GIL), its folder renamed into place and its artifacts logged
 on one writer thread. At most ``depth`` conditions wait, so memory stays flat however
-long the study is: the generating thread blocks when the queue is full.
+long the study is: a lane that submits to a full queue blocks.
 
 Durability: before a condition is handed over, its decoded pixels and everything needed
 to write its files are dumped raw into ``cNNN.pending/`` (a few milliseconds: no
