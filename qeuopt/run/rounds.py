@@ -15,8 +15,8 @@ engine can persist and resume it):
 - ``"full"``: every combination once (the budget must cover the grid; any rest is unused).
 - ``"auto"`` (default): a balanced design, then rounds chosen by the evidence: Thompson
   draws of a model only while cross-validation says it predicts, and Optuna's GP sampler
-  (expected improvement, an explicit exploration term) for the rest; see
-  :mod:`qeuopt.run.adaptive`. Its results on families the model was not built for are in
+  (expected improvement, an explicit exploration term) for the rest, and a last round
+  that re-measures the front-runners; see :mod:`qeuopt.run.adaptive`. Its results on families the model was not built for are in
   ``benchmarks/worlds.py``.
 
 ``recommended`` is what the toolkit would tell the user to use: for ``auto`` the evaluated
