@@ -16,8 +16,8 @@ engine can persist and resume it):
 - ``"auto"`` (default): a balanced design, then rounds chosen by the evidence: Thompson
   draws of a model only while cross-validation says it predicts, and Optuna's GP sampler
   (expected improvement, an explicit exploration term) for the rest, and a last round
-  that re-measures the front-runners; see :mod:`qeuopt.run.adaptive`. Its results on families the model was not built for are in
-  ``benchmarks/worlds.py``.
+  that re-measures the front-runners; see :mod:`qeuopt.run.adaptive`. Its results on
+  families the model was not built for are in ``benchmarks/worlds.py``.
 
 ``recommended`` is what the toolkit would tell the user to use: for ``auto`` the evaluated
 setting with the best estimate (:func:`~qeuopt.run.adaptive.measured_pick`); for ``oa`` and
