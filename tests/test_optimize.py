@@ -204,6 +204,23 @@ def test_auto_starts_with_a_main_effects_design_then_adds_rounds_and_says_which_
     assert result.strategy == "auto" and result.history["round"].max() >= 3 and len(result.history) == 24
     assert result.model.chosen_ in ("additive", "pair", "gp") and "cross-validated" in result.model.reason_
     assert additive(result.recommended) == pytest.approx(additive(BEST))
+    evaluated = result.history[list(FACTORS)].to_dict("records")
+    assert result.recommended in evaluated  # the model's favourite was measured before it was recommended
+
+
+def test_auto_spends_its_last_round_re_measuring_the_front_runners():
+    noise = np.random.default_rng(5).normal(size=200)
+    calls = iter(noise)
+    result = optimize(FACTORS, lambda c: float(next(calls)), budget=24, seed=3)
+    history = result.history
+    last = history[history["round"] == history["round"].max()]
+    earlier = history[history["round"] < history["round"].max()]
+    names = list(FACTORS)
+    seen = set(map(tuple, earlier[names].itertuples(index=False)))
+    assert len(last) == 3 and result.model.chosen_ == "mean"  # pure noise: no model predicts
+    assert all(row in seen for row in map(tuple, last[names].itertuples(index=False)))
+    means = earlier.groupby(names)["value"].mean().sort_values(ascending=False)
+    assert set(map(tuple, last[names].itertuples(index=False))) == set(means.index[:3])
 
 
 def test_evenly_spaced_numbers_are_suggested_as_numbers():

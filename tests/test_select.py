@@ -4,7 +4,7 @@ import pytest
 from sklearn.base import clone
 
 from qeuopt.errors import NotFittedError
-from qeuopt.model.levelgp import LevelGP
+from qeuopt.model.levelgp import LevelGP, ResidualGP
 from qeuopt.model.select import ConditionMeans, ModelSelector
 
 ARTISTS_A, ARTISTS_B = [f"a{i}" for i in range(6)], [f"b{i}" for i in range(6)]
@@ -72,6 +72,26 @@ def test_level_gp_learns_an_interaction_the_additive_model_cannot():
     model = ModelSelector(candidates=("mean", "additive", "gp")).fit(X, y)
     assert model.chosen_ == "gp"
     assert np.abs(LevelGP().fit(X, y).predict(X) - y).max() < 0.1
+
+
+def test_residual_gp_lets_an_observed_interaction_outrank_the_additive_pick():
+    import itertools
+
+    from qeuopt.model.setting import SettingModel
+
+    cells = list(itertools.product(["a0", "a1", "a2", "a3"], ["b0", "b1", "b2", "b3"]))
+    X = pd.DataFrame(cells * 2, columns=["a", "b"], dtype=object)
+    y = np.array([int(a[1]) + int(b[1]) + (8.0 if (a, b) == ("a0", "b0") else 0.0) for a, b in cells * 2])
+    y = y + np.random.default_rng(0).normal(0, 0.1, len(y))
+    base = SettingModel(pair=None).fit(X, y)
+    grid = pd.DataFrame(cells, columns=["a", "b"], dtype=object)
+    assert cells[int(np.argmax(base.predict(grid)))] == ("a3", "b3")  # the main effects alone miss it
+    corrected = ResidualGP(base).fit(X, y)
+    assert cells[int(np.argmax(corrected.predict(grid)))] == ("a0", "b0")
+    assert corrected.predict(grid)[0] > 6.5  # near its observed mean (8), far above the model's
+    additive = np.array([int(a[1]) + int(b[1]) for a, b in cells]) + 0.0
+    flat = ResidualGP(SettingModel(pair=None).fit(X.iloc[:16], additive)).fit(X.iloc[:16], additive)
+    assert np.abs(flat.predict(grid) - additive).max() < 0.05  # nothing left over: the model stands
 
 
 def test_condition_means_and_contract():

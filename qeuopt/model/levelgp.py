@@ -109,3 +109,35 @@ class LevelGP(RegressorMixin, BaseEstimator):
         mean, std = self.predict(X), self.predict_std(X)
         noise = np.random.default_rng(random_state).standard_normal((n_draws, len(mean)))
         return mean[None, :] + noise * std[None, :]
+
+
+class ResidualGP(RegressorMixin, BaseEstimator):
+    """A fitted model plus a :class:`LevelGP` over what it leaves unexplained.
+
+    The model is the prior mean; the GP learns, by maximum likelihood, how far the
+    observed conditions depart from it and how much of that is noise. Where the model
+    fits, the GP's amplitude goes to zero and its predictions stand; where the truth has
+    interactions the model cannot express (real ratings), an observed condition's
+    estimate moves towards its observed mean, by as much as the noise allows. This is
+    the posterior a recommendation should rank by: neither the model alone (blind to
+    what was seen) nor the raw best observation (the winner's curse under noise).
+
+    Parameters
+    ----------
+    base : an already fitted model with ``predict(X)``; ``fit`` does not refit it.
+    levels, random_state : passed to the :class:`LevelGP`.
+    """
+
+    def __init__(self, base, levels=None, random_state=0):
+        self.base = base
+        self.levels = levels
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y) -> ResidualGP:
+        residual = np.asarray(y, dtype=float).ravel() - self.base.predict(X)
+        self.gp_ = LevelGP(levels=self.levels, random_state=self.random_state).fit(X, residual)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        require_fitted(self, "gp_")
+        return self.base.predict(X) + self.gp_.predict(X)

@@ -11,8 +11,12 @@
    rest, or the whole round when no structural model won, goes to Optuna's GP sampler,
    whose expected-improvement acquisition is the explicit exploration term: it keeps
    proposing where the GP is uncertain, so a wrong structural model cannot trap the search.
-3. The recommendation is the chosen model's best prediction, or the best observed
-   setting when no model beat the mean.
+3. The last round re-measures the settings the recommendation would rank first
+   (:func:`confirmation_rows`): under noise the best single observation is mostly luck.
+4. The recommendation is the evaluated setting with the best estimate: the chosen
+   model's prediction corrected by a GP over its residuals (observed settings lean
+   towards their observed means as far as the noise allows), or the observed means
+   (shrunk when replicated) when no model beat the mean.
 
 Numeric factors whose levels are evenly spaced are suggested to Optuna as numbers
 (``suggest_int``/``suggest_float`` with a step), so the GP and TPE see their order and
@@ -77,6 +81,9 @@ def run_adaptive(runner, budget: int, rng: np.random.Generator) -> None:
     while len(runner.records) < budget:
         round_number += 1
         size = min(budget - len(runner.records), max(1, math.ceil(budget * LATER_ROUND_SHARE)))
+        if len(runner.records) + size >= budget:  # the last round checks what would be recommended
+            runner.run_rows(confirmation_rows(runner, size, int(rng.integers(2**31))), round_number)
+            continue
         # the GP candidate only matters for the final pick: here the question is whether
         # a structural model has earned Thompson draws, and leaving it out saves time
         selector = runner.fit_selector(int(rng.integers(2**31)), candidates=("mean", *STRUCTURAL))
@@ -84,6 +91,59 @@ def run_adaptive(runner, budget: int, rng: np.random.Generator) -> None:
         rows = thompson_rows(runner, selector, exploit, rng) if exploit else []
         runner.run_rows(rows, round_number)
         runner.sample(size - len(rows), round_number)  # the GP sampler's proposals
+
+
+def confirmation_rows(runner, size: int, seed: int) -> list[dict]:
+    """The ``size`` settings ranked best by the estimate the recommendation uses, once each.
+
+    The best of many single noisy observations is mostly its luck (the winner's curse):
+    on replayed human ratings a setting seen once at a high score beat the true best
+    setting seen several times. Measuring the front-runners again before choosing
+    shrinks that luck, and runs the model's pick at least once if it was never tried."""
+    from qeuopt.levels import full_grid
+
+    candidates = full_grid(runner.levels, random_state=seed)
+    estimate, _ = estimates(runner, candidates, seed)
+    names = list(runner.levels)
+    return [dict(zip(names, candidates.iloc[i])) for i in np.argsort(-estimate, kind="stable")[:size]]
+
+
+def estimates(runner, candidates, seed: int) -> tuple[np.ndarray, Any]:
+    """Each candidate's estimated score (larger is better) and the model behind it.
+
+    The model chosen by cross-validation gives the estimate; a structural one (additive,
+    pair) plus a GP over its residuals (:class:`~qeuopt.model.levelgp.ResidualGP`), so an
+    observed setting is not ranked by the model alone when the data depart from it; with
+    no model, the observed means (shrunk when replicates measure the noise)."""
+    from qeuopt.model.levelgp import ResidualGP
+
+    model = runner.fit_selector(seed)
+    if model.chosen_ not in STRUCTURAL:
+        return model.predict(candidates), model
+    frame = runner.history()
+    corrected = ResidualGP(model.model_, levels=runner.levels, random_state=seed)
+    corrected.fit(frame[list(runner.levels)], runner.sign * frame["value"].to_numpy())
+    return corrected.predict(candidates), model
+
+
+def measured_pick(runner, seed: int) -> tuple[dict[str, Any], float, Any]:
+    """The recommendation: the evaluated setting with the best estimate, that estimate
+    (in the caller's direction), and the model.
+
+    Only evaluated settings compete: the last round has measured the settings ranked
+    first, the model's favourite among them, so a setting never tried would win only on
+    the model's word after the data had their say (on worlds with interactions the
+    model cannot express, such picks cost more than they gained)."""
+    from qeuopt.levels import find_level
+
+    names = list(runner.levels)
+    frame = runner.history()
+    observed = frame[names].drop_duplicates().reset_index(drop=True)
+    estimate, model = estimates(runner, observed, seed)
+    best = int(np.argmax(estimate))  # ties: the first evaluated
+    row = observed.iloc[best]
+    pick = {name: find_level(name, runner.levels[name], row[name]) for name in names}
+    return pick, runner.sign * float(estimate[best]), model
 
 
 def thompson_rows(runner, model, size: int, rng: np.random.Generator) -> list[dict]:

@@ -15,12 +15,13 @@ engine can persist and resume it):
 - ``"full"``: every combination once (the budget must cover the grid; any rest is unused).
 - ``"auto"`` (default): a balanced design, then rounds chosen by the evidence: Thompson
   draws of a model only while cross-validation says it predicts, and Optuna's GP sampler
-  (expected improvement, an explicit exploration term) for the rest; see
-  :mod:`qeuopt.run.adaptive`. Its results on families the model was not built for are in
-  ``benchmarks/worlds.py``.
+  (expected improvement, an explicit exploration term) for the rest, and a last round
+  that re-measures the front-runners; see :mod:`qeuopt.run.adaptive`. Its results on
+  families the model was not built for are in ``benchmarks/worlds.py``.
 
-``recommended`` is what the toolkit would tell the user to use: for ``oa``, ``full`` and
-``auto`` the best prediction of the model chosen by cross-validation
+``recommended`` is what the toolkit would tell the user to use: for ``auto`` the evaluated
+setting with the best estimate (:func:`~qeuopt.run.adaptive.measured_pick`); for ``oa`` and
+``full`` the best prediction of the model chosen by cross-validation
 (:class:`~qeuopt.model.select.ModelSelector`; possibly never evaluated), or the best
 evaluated setting when no model predicted held-out conditions better than their mean;
 for the samplers the best evaluated setting. ``recommend="model"`` or ``"best"``
@@ -115,7 +116,12 @@ def optimize(
     else:
         _run_rounds(runner, budget, np.random.default_rng(seed))
     use_model = recommend == "model" or (recommend == "auto" and resolved not in SAMPLERS)
-    recommended, predicted, model = runner.model_pick(seed) if use_model else (runner.best(), math.nan, None)
+    if use_model and resolved == "auto":
+        from qeuopt.run.adaptive import measured_pick
+
+        recommended, predicted, model = measured_pick(runner, seed)
+    else:
+        recommended, predicted, model = runner.model_pick(seed) if use_model else (runner.best(), math.nan, None)
     return OptimizeResult(recommended, runner.history(), runner.best(), predicted, resolved, runner.study, model)
 
 
