@@ -75,8 +75,8 @@ class SleepingGPU:
             self.busy += self.seconds
         else:
             time.sleep(self.seconds)
+            self.busy += time.perf_counter() - start
         self.last_end = time.perf_counter()
-        self.busy += 0.0 if self.launches else self.last_end - start
         self.rss.append(rss_mib())
         picks = [(s + len(prompt)) % len(self.decoded) for s in seeds]
         if self.cpu_convert:  # diffusers' PIL output: numpy on the generating thread
