@@ -16,6 +16,9 @@ run alternated, in a rotated order each round, and each ratio is taken within a 
   it: one pipeline, batched grids, sentence-transformers CLIP, PNGs with metadata, one
   MLflow run per condition with its PNGs;
 - ``generate only``: benchmarks/plain/generate_only.py, one pipeline, batched grids;
+- ``generate only, gc tuned``: the same with ``--gc-tuned``, the garbage-collector settings
+  the ``qeuopt`` command uses (qeuopt/heap.py) written into the plain script, to show how
+  much of qeuopt's margin they are;
 - ``notebook loop``: benchmarks/plain/notebook_loop.py, one pipeline, one call per image.
 
 The plain scripts import nothing from qeuopt. Two settings of the folder: ``fresh`` (each
@@ -40,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = Path(__file__).resolve().parent / "plain"
 sys.path.insert(0, str(ROOT))
-VARIANTS = ("qeuopt", "qeuopt no report", "user script", "generate only", "notebook loop")
+VARIANTS = ("qeuopt", "qeuopt no report", "user script", "generate only", "generate only, gc tuned", "notebook loop")
 QEUOPT = VARIANTS[:2]
 
 
@@ -85,9 +88,10 @@ def command(variant: str, study: Path, job: Path) -> list[str]:
     script = {
         "user script": "user_script.py",
         "generate only": "generate_only.py",
+        "generate only, gc tuned": "generate_only.py",
         "notebook loop": "notebook_loop.py",
     }[variant]
-    return [sys.executable, str(PLAIN / script), str(job)]
+    return [sys.executable, str(PLAIN / script), str(job)] + (["--gc-tuned"] if "gc tuned" in variant else [])
 
 
 def prepare_databases(variant: str, folder: Path, env: dict) -> None:
@@ -134,11 +138,11 @@ def spread(values: list[float]) -> str:
 def report(title: str, rounds: list[dict[str, float]]) -> None:
     print(f"\n{title}: CPU seconds per whole process, median (min-max) of {len(rounds)} rounds")
     for variant in VARIANTS:
-        print(f"  {variant:<16}{spread([r[variant] for r in rounds]):>24}")
+        print(f"  {variant:<24}{spread([r[variant] for r in rounds]):>24}")
     for ours in QEUOPT:
         for other in VARIANTS[2:]:
             ratios = [r[ours] / r[other] for r in rounds]
-            print(f"  {ours} / {other:<16} {spread(ratios)}")
+            print(f"  {ours} / {other:<24} {spread(ratios)}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).parents[1] / "qeuopt"
 LEVELS = {
     "errors": 0,
     "cache": 0,
+    "heap": 0,
     "levels": 0.5,
     "design": 1,
     "config": 2,

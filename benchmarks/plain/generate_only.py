@@ -1,23 +1,35 @@
 """Plain diffusers, generation only: one pipeline, one batched call per grid, nothing saved.
 
-    python generate_only.py job.json
+    python generate_only.py job.json [--gc-tuned]
+
+``--gc-tuned``: the garbage-collector settings the ``qeuopt`` command uses (thresholds
+raised while it imports and loads, the heap frozen after loading and before exit), written
+out here in plain Python, to show what they give a plain script.
 
 No qeuopt import: this is the floor any tool around the pipeline is compared with.
 ``job.json`` (written by benchmarks/overhead.py) names the model, the init image and
 each condition's prompt, strength, guidance and seeds.
 """
 
+import gc
 import json
 import sys
 
-import torch
-from diffusers import StableDiffusionImg2ImgPipeline
-from PIL import Image
+GC_TUNED = "--gc-tuned" in sys.argv
+if GC_TUNED:
+    gc.set_threshold(100_000, 50, 1000)
+
+import torch  # noqa: E402 - after the collector is set, as the imports are what it is set for
+from diffusers import StableDiffusionImg2ImgPipeline  # noqa: E402
+from PIL import Image  # noqa: E402
 
 with open(sys.argv[1]) as file:
     job = json.load(file)
 pipe = StableDiffusionImg2ImgPipeline.from_pretrained(job["model"], safety_checker=None)
 pipe.set_progress_bar_config(disable=True)
+if GC_TUNED:
+    gc.freeze()
+    gc.set_threshold(700, 10, 10)
 init = Image.open(job["init_image"]).convert("RGB").resize((job["width"], job["height"]))
 for condition in job["conditions"]:
     generators = [torch.Generator("cpu").manual_seed(s) for s in condition["seeds"]]
@@ -33,3 +45,5 @@ for condition in job["conditions"]:
             generator=generators,
         ).images
 print(f"{len(job['conditions'])} grids")
+if GC_TUNED:
+    gc.freeze()

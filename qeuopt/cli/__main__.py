@@ -2,6 +2,6 @@
 
 import sys
 
-from qeuopt.cli.main import main
+from qeuopt.cli.main import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -12,6 +12,7 @@ from qeuopt.cli.analysis import add_analysis_commands
 from qeuopt.cli.ratings import add_rating_commands
 from qeuopt.cli.ui import cmd_ui
 from qeuopt.errors import InputError, QeuoptError, StudyError
+from qeuopt.heap import defer_collection, freeze_before_exit
 
 DEMO_STUDY = "demo_tiny_l9.toml"
 
@@ -244,6 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GENERATING = ("run", "worker", "demo")  # the commands that load a pipeline
+
+
+def entry() -> int:
+    """The ``qeuopt`` process: :func:`main` with the collector settings of a process that
+    ends with its command (see qeuopt/heap.py); callers of ``main()`` keep their own."""
+    argv = sys.argv[1:]
+    if argv[:1] and argv[0] in GENERATING:
+        defer_collection()  # until the pipeline is loaded
+    try:
+        return main(argv)
+    finally:
+        freeze_before_exit()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -298,4 +314,4 @@ def failure_message(err: BaseException) -> str | None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -23,6 +23,7 @@ from qeuopt.config.spec import GenerationSettings
 from qeuopt.errors import ModelLoadError, UnsafeCheckpointError
 from qeuopt.generate.models import load_failure, resolve_model
 from qeuopt.generate.noise import third_party_noise_off
+from qeuopt.heap import setup_done
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -168,6 +169,7 @@ class DiffusionGenerator:
             )
             self.pipeline_loads += 1
             load_loras(self._pipes["txt2img"], self.loras, self.base_dir)
+            setup_done()  # the bulk of a process's long-lived objects now exists
         if mode == "img2img" and mode not in self._pipes:
             from diffusers import AutoPipelineForImage2Image
 

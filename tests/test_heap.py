@@ -1,0 +1,58 @@
+"""The collector settings of a `qeuopt` process (qeuopt/heap.py): deferred while the
+pipeline loads, then the loaded heap frozen; callers of the library keep their own."""
+
+import gc
+import importlib
+import sys
+
+import pytest
+
+from qeuopt import heap
+from qeuopt.config.spec import GenerationSettings
+from qeuopt.generate.diffusion import DiffusionGenerator
+from qeuopt.testing.tiny import TINY_SD
+
+cli = importlib.import_module("qeuopt.cli.main")  # the module: `qeuopt.cli.main` is also the function
+
+
+@pytest.fixture(autouse=True)
+def restore_collector():
+    thresholds = gc.get_threshold()
+    yield
+    heap._saved = None
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def test_collection_waits_until_the_pipeline_is_loaded_then_skips_what_it_made():
+    default = gc.get_threshold()
+    heap.defer_collection()
+    assert gc.get_threshold() == heap.SETUP_THRESHOLDS
+    frozen = gc.get_freeze_count()
+    DiffusionGenerator(GenerationSettings(model=TINY_SD, device="cpu")).pipeline("txt2img")
+    assert gc.get_threshold() == default
+    assert gc.get_freeze_count() > frozen
+
+
+def test_a_library_caller_keeps_its_collector():
+    default, frozen = gc.get_threshold(), gc.get_freeze_count()
+    DiffusionGenerator(GenerationSettings(model=TINY_SD, device="cpu")).pipeline("txt2img")
+    assert gc.get_threshold() == default
+    assert gc.get_freeze_count() == frozen
+
+
+@pytest.mark.parametrize("command, deferred", [("run", True), ("worker", True), ("demo", True), ("rate", False)])
+def test_the_qeuopt_process_defers_only_for_commands_that_load_a_pipeline(monkeypatch, command, deferred):
+    seen = {}
+
+    def fake_main(argv):
+        seen["argv"], seen["thresholds"] = argv, gc.get_threshold()
+        return 0
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(sys, "argv", ["qeuopt", command, "study.toml"])
+    frozen = gc.get_freeze_count()
+    assert cli.entry() == 0
+    assert seen["argv"] == [command, "study.toml"]
+    assert (seen["thresholds"] == heap.SETUP_THRESHOLDS) is deferred
+    assert gc.get_freeze_count() > frozen  # the exit skips collecting what is about to be freed
