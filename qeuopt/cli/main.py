@@ -79,7 +79,7 @@ def cmd_run(args) -> int:
         print(start_over(study))
     from qeuopt.generate.noise import third_party_noise_off
 
-    third_party_noise_off()  # loading bars and warnings a user cannot act on
+    third_party_noise_off(progress_bars=False)  # warnings a user cannot act on; bars when a model loads
     start = time.perf_counter()
     summary = study.run(
         progress=not args.quiet, wait_s=getattr(args, "wait", None), create=not getattr(args, "worker", False)

@@ -20,6 +20,7 @@ _TORCHVISION_FALLBACK = "requires torchvision (not installed)"
 _TRANSFORMERS_IMPORTS = "transformers.utils.import_utils"
 _OPTUNA_TRIALS = "optuna.study._optimize"  # where "Trial N failed ..." is logged
 _installed = False
+_bars_off = False
 
 
 class _DropMessage(logging.Filter):
@@ -53,19 +54,23 @@ class _DropReported(logging.Filter):
         return True
 
 
-def third_party_noise_off() -> None:
-    """Install the filters once per process and turn off library loading bars."""
-    global _installed
+def third_party_noise_off(progress_bars: bool = True) -> None:
+    """Install the filters once per process and turn off library loading bars.
+    ``progress_bars=False``: the filters only, without importing diffusers and transformers
+    (~5 s of CPU), for a command that may have nothing to load; the model loaders call this
+    again with the bars before they import those libraries anyway."""
+    global _installed, _bars_off
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read by huggingface_hub on import
-    if _installed:
-        return
-    _installed = True
-    logging.getLogger(_TRANSFORMERS_IMPORTS).addFilter(_DropMessage(_TORCHVISION_FALLBACK))
-    logging.getLogger(_OPTUNA_TRIALS).addFilter(_DropReported())
-    warnings.filterwarnings(
-        "ignore", message=r"The `local_dir_use_symlinks` argument is deprecated", category=UserWarning
-    )
-    _progress_bars_off()
+    if not _installed:
+        _installed = True
+        logging.getLogger(_TRANSFORMERS_IMPORTS).addFilter(_DropMessage(_TORCHVISION_FALLBACK))
+        logging.getLogger(_OPTUNA_TRIALS).addFilter(_DropReported())
+        warnings.filterwarnings(
+            "ignore", message=r"The `local_dir_use_symlinks` argument is deprecated", category=UserWarning
+        )
+    if progress_bars and not _bars_off:
+        _bars_off = True
+        _progress_bars_off()
 
 
 def _progress_bars_off() -> None:
