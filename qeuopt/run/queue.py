@@ -24,6 +24,7 @@ from qeuopt.design.assign import assign
 from qeuopt.errors import InputError, StoreError
 from qeuopt.levels import grid_rows, level_key
 from qeuopt.run.workers import STEERED, owner
+from qeuopt.track.schema import CLIP_MEAN
 
 HEARTBEAT_S, GRACE_BEATS = 20, 3
 
@@ -44,6 +45,34 @@ def array_name(spec: StudySpec) -> str:
     if spec.design.kind in ("optuna", "full"):
         return spec.design.kind
     return assign({f.name: len(f.levels) for f in spec.space.factors}, spec.design.kind).array
+
+
+def name_objective(study, spec) -> None:
+    """The trial value's name in Optuna and optuna-dashboard (else "Objective 0")."""
+    import optuna
+
+    objective = spec.design.objective
+    name = CLIP_MEAN if objective == "clip" else objective
+    if study.metric_names != [name]:
+        with warnings.catch_warnings():  # set_metric_names is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([name])
+
+
+def parent_params(spec: StudySpec, rows) -> dict[str, Any]:
+    """The study's parent run in MLflow: what was run, on which array, with which model."""
+    gen = spec.generation
+    return {
+        "design": spec.design.kind,
+        "array": array_name(spec),
+        "conditions": len(rows) if rows else spec.design.trials,
+        "model": gen.model,
+        "mode": gen.mode,
+        "grid": f"{gen.grid[0]}x{gen.grid[1]}",
+        "template": spec.prompt.template,
+        "negative_prompt": spec.prompt.negative,
+        "factors": ", ".join(spec.space.names),
+    }
 
 
 def make_sampler(name: str, seed: int | None = 0):

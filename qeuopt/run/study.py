@@ -8,8 +8,6 @@ study.runs()                     # the condition runs in MLflow, as pandas
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -22,22 +20,8 @@ from qeuopt.config.spec import Condition, StudySpec, absolute_sqlite_url, spec_t
 from qeuopt.run.condition import ConditionRunner, condition_folder
 from qeuopt.run.lanes import drain_in_lanes, lanes_for
 from qeuopt.run.timings import Timings
-from qeuopt.track.schema import CLIP_MEAN, CLIP_SCORES_ATTR, RUN_ID_ATTR
-
-
-def name_objective(study, spec) -> None:
-    """The trial value's name in Optuna and optuna-dashboard (else "Objective 0")."""
-    import warnings
-
-    import optuna
-
-    objective = spec.design.objective
-    name = CLIP_MEAN if objective == "clip" else objective
-    if study.metric_names != [name]:
-        with warnings.catch_warnings():  # set_metric_names is marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([name])
-
+from qeuopt.run.upload import discard_failed, repair_interrupted
+from qeuopt.track.schema import CLIP_SCORES_ATTR
 
 # the environment overrides the study file
 OPTUNA_ENV, MLFLOW_ENV, RATINGS_ENV = "QEUOPT_OPTUNA_STORAGE", "MLFLOW_TRACKING_URI", "QEUOPT_RATINGS_DB"
@@ -96,7 +80,7 @@ class Study:
 
     def optuna_study(self, create: bool = True):
         from qeuopt.run.fingerprint import check_unchanged
-        from qeuopt.run.queue import open_study
+        from qeuopt.run.queue import name_objective, open_study
 
         sampler = self.spec.design.sampler
         # `oa` rounds enqueue every trial they run, so the sampler never chooses
@@ -165,7 +149,7 @@ class Study:
         rows = design_rows(self.spec)
         loop = self.loop(study, tracker, rows, progress)
         loop.resume()
-        self._repair(study, tracker)
+        repair_interrupted(study, tracker, lambda number: condition_folder(self.spec, number))
         with self.runner(tracker, rows, generator, scorer, lambda: bool(open_trials(study))) as runner:
             lanes = lanes_for(runner.generator, self.spec.tracking.overlap_logging)
             state = drain_in_lanes([loop] + [loop.lane() for _ in range(1, lanes)], self._work(runner), wait_s)
@@ -177,9 +161,7 @@ class Study:
         from qeuopt.run.loop import TrialLoop
 
         def on_fail(trial) -> None:
-            shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
-            if trial.user_attrs.get(RUN_ID_ATTR):
-                tracker.fail_if_running(trial.user_attrs[RUN_ID_ATTR])
+            discard_failed(trial, tracker, condition_folder(self.spec, trial.number))
 
         if budget is None and rows is None:
             budget = self.spec.design.trials
@@ -208,13 +190,13 @@ class Study:
         """Create the Optuna tables, study and queue and the MLflow experiment and parent
         run, once; return how many conditions wait. ``qeuopt init`` runs this before any
         worker starts; a first ``run`` does the same."""
-        from qeuopt.run.queue import array_name, design_rows
+        from qeuopt.run.queue import design_rows, parent_params
 
         study, tracker = self.optuna_study(), self.tracker()
         rows = design_rows(self.spec)
         state = self.loop(study, tracker, rows).resume()
         with self.lock():
-            parent = tracker.study_run(self.name, self._parent_params(array_name(self.spec), rows))
+            parent = tracker.study_run(self.name, parent_params(self.spec, rows))
             tracker.client.update_run(parent, status="SCHEDULED")  # no worker runs it yet
         return state.open
 
@@ -233,7 +215,7 @@ class Study:
                 f"`design.sampler` = 'oa' plans its rounds in one process, and another worker "
                 f"runs {state.held[0]}; start one worker for this study"
             )
-        self._repair(study, tracker)
+        repair_interrupted(study, tracker, lambda number: condition_folder(self.spec, number))
         with self.runner(tracker, None, generator, scorer) as runner:
             work = self._work(runner)
             result = optimize(
@@ -253,10 +235,10 @@ class Study:
         """A :class:`ConditionRunner` under the study's parent run. On leaving, every upload
         is done, and the parent run ends FINISHED, or FAILED if an error escaped; it stays
         RUNNING when ``still_open()`` says other workers hold or wait for conditions."""
-        from qeuopt.run.queue import array_name
+        from qeuopt.run.queue import parent_params
 
         with self.lock():  # workers that start together find or make one parent run
-            parent = tracker.study_run(self.name, self._parent_params(array_name(self.spec), rows))
+            parent = tracker.study_run(self.name, parent_params(self.spec, rows))
         self.mlflow_view(tracker)
         runner = ConditionRunner(
             self.spec,
@@ -284,20 +266,6 @@ class Study:
             metrics = ["rating_mean", "rating_count", *metrics]
         return (tracker or self.tracker()).present_study(self.name, self.spec.space.names, metrics)
 
-    def _parent_params(self, array: str, rows) -> dict[str, Any]:
-        gen = self.spec.generation
-        return {
-            "design": self.spec.design.kind,
-            "array": array,
-            "conditions": len(rows) if rows else self.spec.design.trials,
-            "model": gen.model,
-            "mode": gen.mode,
-            "grid": f"{gen.grid[0]}x{gen.grid[1]}",
-            "template": self.spec.prompt.template,
-            "negative_prompt": self.spec.prompt.negative,
-            "factors": ", ".join(self.spec.space.names),
-        }
-
     def _summary(self, study, timings: Timings) -> RunSummary:
         from optuna.trial import TrialState
 
@@ -310,28 +278,6 @@ class Study:
             dict(best.params) if best else None,
             timings,
         )
-
-    def _repair(self, study, tracker) -> None:
-        """Finish what interrupted runs left: uploads of complete trials whose worker is
-        gone are redone from their files; runs and folders of failed trials are marked
-        FAILED and removed. A live worker's uploads are its own business."""
-        from optuna.trial import TrialState
-
-        from qeuopt.run.upload import finish_cut_off_upload
-        from qeuopt.run.workers import owner, uploading_elsewhere
-
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-            if trial.state == TrialState.FAIL:
-                shutil.rmtree(condition_folder(self.spec, trial.number), ignore_errors=True)
-                if trial.user_attrs.get(RUN_ID_ATTR):
-                    tracker.fail_if_running(trial.user_attrs[RUN_ID_ATTR])
-            elif not uploading_elsewhere(trial) and not finish_cut_off_upload(tracker, trial):
-                print(
-                    f"qeuopt: c{trial.number:03d}: its images were written on {owner(trial).get('host')}"
-                    " and never reached MLflow; its scores stand, its run stays RUNNING until a rerun "
-                    "there uploads them",
-                    file=sys.stderr,
-                )
 
     # -- results -------------------------------------------------------------------------
     def trials(self):

@@ -1,13 +1,17 @@
 """A finished condition to MLflow: its images, grid, chart and per-image table, then the
-run marked FINISHED; and the repair of an upload a killed process cut off."""
+run marked FINISHED; and the repair of what a killed process left: a cut-off upload, the
+run and folder of a failed trial."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from qeuopt.generate.files import GRID_FILE, condition_images, parse_image_name
 from qeuopt.generate.grid import labelled_grid
+from qeuopt.run.workers import owner, uploading_elsewhere
 from qeuopt.run.writer import finish_pending
 from qeuopt.track.schema import CLIP_SCORES_ATTR, FOLDER_TAG, RUN_ID_ATTR
 
@@ -87,3 +91,28 @@ def finish_cut_off_upload(tracker, trial) -> bool:
         return False
     upload_condition(tracker, run_id, folder, trial.user_attrs[CLIP_SCORES_ATTR], trial.params)
     return True
+
+
+def discard_failed(trial, tracker, folder: Path) -> None:
+    """A failed trial leaves nothing half-written: its folder goes, its run is FAILED."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if trial.user_attrs.get(RUN_ID_ATTR):
+        tracker.fail_if_running(trial.user_attrs[RUN_ID_ATTR])
+
+
+def repair_interrupted(study, tracker, folder_of: Callable[[int], Path]) -> None:
+    """Finish what interrupted runs left in the Optuna ``study``: uploads of complete trials
+    whose worker is gone are redone from their files; runs and folders (``folder_of(number)``)
+    of failed trials are marked FAILED and removed. A live worker's uploads are its own business."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        if trial.state == TrialState.FAIL:
+            discard_failed(trial, tracker, folder_of(trial.number))
+        elif not uploading_elsewhere(trial) and not finish_cut_off_upload(tracker, trial):
+            print(
+                f"qeuopt: c{trial.number:03d}: its images were written on {owner(trial).get('host')}"
+                " and never reached MLflow; its scores stand, its run stays RUNNING until a rerun "
+                "there uploads them",
+                file=sys.stderr,
+            )
