@@ -3,8 +3,10 @@
 Why: importing torch, diffusers, transformers and MLflow and loading a pipeline leaves a
 few million long-lived objects, none of them garbage. CPython 3.11 runs a full collection
 over all of them each time their number grows by a quarter, and more at interpreter exit.
-Measured on the demo (tiny model, CPU, `qeuopt run --no-report`, ~29 s of CPU): 10 full
-collections took ~3 s during the run and the collections at exit another ~2.5 s.
+Measured on the demo (tiny model, CPU, `qeuopt run --no-report`,
+`benchmarks/collector.py --repeat 4`): with Python's defaults, 10 full collections took
+3.4 s and the collections at exit 4.5 s of the process's 31.9 s of CPU; with the settings
+below, one full collection (0.06 s), 0.4 s at exit, 25.0 s in all.
 
 A command that owns its process (the ``qeuopt`` CLI; never a library call) raises the
 collection thresholds while it sets up, then, once the models are loaded, moves everything

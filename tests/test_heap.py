@@ -1,5 +1,6 @@
-"""The collector settings of a `qeuopt` process (qeuopt/heap.py): deferred while the
-pipeline loads, then the loaded heap frozen; callers of the library keep their own."""
+"""What a `qeuopt` process pays around its models: the collector settings (qeuopt/heap.py),
+deferred while the pipeline loads, then the loaded heap frozen, while callers of the library
+keep their own; and no model library imported before a model is needed."""
 
 import gc
 import importlib
@@ -56,3 +57,22 @@ def test_the_qeuopt_process_defers_only_for_commands_that_load_a_pipeline(monkey
     assert seen["argv"] == [command, "study.toml"]
     assert (seen["thresholds"] == heap.SETUP_THRESHOLDS) is deferred
     assert gc.get_freeze_count() > frozen  # the exit skips collecting what is about to be freed
+
+
+def test_the_warning_filters_import_no_model_library_and_a_model_load_turns_the_bars_off():
+    """`qeuopt run` installs the filters first thing; a rerun with nothing to generate must
+    not pay diffusers' import (~5 s of CPU) for loading bars it will never show."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from qeuopt.generate.noise import third_party_noise_off\n"
+        "third_party_noise_off(progress_bars=False)\n"
+        "assert 'diffusers' not in sys.modules and 'transformers' not in sys.modules\n"
+        "third_party_noise_off()\n"
+        "from diffusers.utils import logging as d\n"
+        "from transformers.utils import logging as t\n"
+        "assert not d.is_progress_bar_enabled() and not t.is_progress_bar_enabled()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
