@@ -42,7 +42,9 @@ def test_a_library_caller_keeps_its_collector():
     assert gc.get_freeze_count() == frozen
 
 
-@pytest.mark.parametrize("command, deferred", [("run", True), ("worker", True), ("demo", True), ("rate", False)])
+@pytest.mark.parametrize(
+    "command, deferred", [("run", True), ("worker", True), ("demo", True), ("steer", True), ("rate", False)]
+)
 def test_the_qeuopt_process_defers_only_for_commands_that_load_a_pipeline(monkeypatch, command, deferred):
     seen = {}
 

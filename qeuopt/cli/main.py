@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-GENERATING = ("run", "worker", "demo")  # the commands that load a pipeline
+GENERATING = ("run", "worker", "demo", "steer")  # the commands that load a pipeline
 
 
 def entry() -> int:
