@@ -1,4 +1,5 @@
-"""MLflow's SQLite database: copied from a migrated template, atomically, once."""
+"""MLflow's SQLite database: copied from a migrated template, atomically, once; the lock
+workers take beside a SQLite database."""
 
 import sqlite3
 import subprocess
@@ -43,3 +44,24 @@ def test_processes_started_together_share_one_database(workdir):
     with sqlite3.connect(workdir / "mlflow.db") as db:
         names = {row[0] for row in db.execute("select name from experiments")}
     assert {"exp-0", "exp-1", "exp-2"} <= names
+
+
+def test_the_database_lock_leaves_sqlites_own_locks_alone(tmp_path):
+    """SQLite's locks are POSIX locks, which a process loses when it closes *any*
+    descriptor of the file: a study lock taken and released on the database file itself
+    let a second worker write while a lane of the first was mid-transaction (two workers on
+    a loaded machine then failed with "disk I/O error")."""
+    from qeuopt.track.store import database_lock
+
+    db = tmp_path / "optuna.db"
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("create table t (x)")
+    holder.execute("begin immediate")  # this connection alone may write until it commits
+    holder.execute("insert into t values (1)")
+    with database_lock(f"sqlite:///{db}", "qeuopt.optuna.s"):
+        pass
+    other = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0); c.execute('insert into t values (2)'); c.commit()"
+    done = subprocess.run([sys.executable, "-c", other, str(db)], capture_output=True, text=True, timeout=60)
+    holder.execute("commit")
+    assert done.returncode != 0 and "database is locked" in done.stderr
+    assert [row[0] for row in holder.execute("select x from t")] == [1]

@@ -171,18 +171,24 @@ def masked(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+LOCK_SUFFIX = ".lock"  # the lock file beside a SQLite database; empty, left in place
+
+
 @contextmanager
 def database_lock(url: str, key: str):
-    """A lock two processes cannot both hold, on one machine or many: ``flock`` on the
-    file of a SQLite URL (SQLite's own locks are POSIX locks, so the two do not meet),
-    and a session-level advisory lock for PostgreSQL. Creation of tables, studies and
-    queues happens under it; other databases are refused rather than raced."""
+    """A lock two processes cannot both hold, on one machine or many: ``flock`` on a
+    file beside a SQLite database (``optuna.db.lock``), and a session-level advisory lock
+    for PostgreSQL. Creation of tables, studies and queues happens under it; other
+    databases are refused rather than raced."""
     path = sqlite_path(url)
     if path is not None:
         path = path.resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        # an empty file is a new SQLite database
-        with _flocked(os.open(path, os.O_RDWR | os.O_CREAT, 0o644)):
+        # Never a descriptor of the database itself: SQLite's locks are POSIX locks, which a
+        # process loses on *any* close of the file, so closing ours would drop the locks of
+        # this process's other connections (a lane's heartbeat mid-commit) and let another
+        # worker write at the same time ("disk I/O error", or a corrupt journal).
+        with _flocked(os.open(path.with_name(path.name + LOCK_SUFFIX), os.O_RDWR | os.O_CREAT, 0o644)):
             yield
         return
     if not url.startswith("postgresql"):
