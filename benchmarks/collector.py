@@ -6,7 +6,7 @@ Runs ``qeuopt run --no-report`` of the demo study (tiny model) in a fresh folder
 fresh process, in two modes, alternated: ``default`` (the heap settings made no-ops, so
 the collector runs as in any Python program) and ``qeuopt`` (the command as shipped).
 ``gc.callbacks`` time every collection in the process; the collections at exit are the
-process's CPU (``getrusage`` of the child) minus its CPU when its last ``atexit`` handler
+process's CPU (``getrusage`` of the child, as ``overhead.py`` measures it) minus its CPU when its last ``atexit`` handler
 ran. Printed per mode: full (generation 2) collections, their CPU, the young ones' CPU,
 the exit's CPU and the whole process's CPU, median over rounds.
 """
@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from overhead import run_child  # the same CPU measure as the whole-process benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "qeuopt" / "data"
@@ -58,13 +58,8 @@ def one(mode: str, env: dict) -> dict:
     try:
         for name in ("demo_tiny_l9.toml", "sketch.png"):
             shutil.copy(DATA / name, folder / name)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        done = subprocess.run([sys.executable, "-c", CHILD, mode], cwd=folder, env=env, capture_output=True, text=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr[-3000:])
-        stats = json.loads(done.stderr.strip().splitlines()[-1])
-        total = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        total, stderr = run_child([sys.executable, "-c", CHILD, mode], folder, env)
+        stats = json.loads(stderr.strip().splitlines()[-1])
         stats["exit_s"] = total - stats.pop("at_exit_cpu")
         stats["total_s"] = total
         return stats

@@ -106,13 +106,14 @@ def prepare_databases(variant: str, folder: Path, env: dict) -> None:
         subprocess.run([sys.executable, "-c", code[key]], cwd=folder, env=env, check=True, capture_output=True)
 
 
-def cpu_seconds(cmd: list[str], folder: Path, env: dict) -> float:
+def run_child(cmd: list[str], folder: Path, env: dict) -> tuple[float, str]:
+    """The child's CPU seconds (user + system, every thread) and its stderr."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stderr
 
 
 def one_round(spec_file: Path, job: Path, env: dict, ready: bool, order: list[str]) -> dict[str, float]:
@@ -125,7 +126,7 @@ def one_round(spec_file: Path, job: Path, env: dict, ready: bool, order: list[st
                     shutil.copy(item, folder / item.name)
             if ready:
                 prepare_databases(variant, folder, env)
-            seconds[variant] = cpu_seconds(command(variant, folder / spec_file.name, job), folder, env)
+            seconds[variant], _ = run_child(command(variant, folder / spec_file.name, job), folder, env)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     return seconds
