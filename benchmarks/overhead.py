@@ -19,6 +19,9 @@ run alternated, in a rotated order each round, and each ratio is taken within a 
 - ``generate only, gc tuned``: the same with ``--gc-tuned``, the garbage-collector settings
   the ``qeuopt`` command uses (qeuopt/heap.py) written into the plain script, to show how
   much of qeuopt's margin they are;
+- ``generate only + job imports``: the same script with ``--job-libraries``: it also imports
+  MLflow, sentence-transformers and Optuna and uses none of them, the floor of any tool
+  that does the job with the libraries qeuopt is built on (the 1.3x target's own cost);
 - ``notebook loop``: benchmarks/plain/notebook_loop.py, one pipeline, one call per image.
 
 The plain scripts import nothing from qeuopt. Two settings of the folder: ``fresh`` (each
@@ -43,7 +46,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = Path(__file__).resolve().parent / "plain"
 sys.path.insert(0, str(ROOT))
-VARIANTS = ("qeuopt", "qeuopt no report", "user script", "generate only", "generate only, gc tuned", "notebook loop")
+VARIANTS = (
+    "qeuopt",
+    "qeuopt no report",
+    "user script",
+    "generate only",
+    "generate only, gc tuned",
+    "generate only + job imports",
+    "notebook loop",
+)
 QEUOPT = VARIANTS[:2]
 
 
@@ -89,9 +100,11 @@ def command(variant: str, study: Path, job: Path) -> list[str]:
         "user script": "user_script.py",
         "generate only": "generate_only.py",
         "generate only, gc tuned": "generate_only.py",
+        "generate only + job imports": "generate_only.py",
         "notebook loop": "notebook_loop.py",
     }[variant]
-    return [sys.executable, str(PLAIN / script), str(job)] + (["--gc-tuned"] if "gc tuned" in variant else [])
+    flags = {"generate only, gc tuned": ["--gc-tuned"], "generate only + job imports": ["--job-libraries"]}
+    return [sys.executable, str(PLAIN / script), str(job), *flags.get(variant, [])]
 
 
 def prepare_databases(variant: str, folder: Path, env: dict) -> None:

@@ -1,10 +1,14 @@
 """Plain diffusers, generation only: one pipeline, one batched call per grid, nothing saved.
 
-    python generate_only.py job.json [--gc-tuned]
+    python generate_only.py job.json [--gc-tuned] [--job-libraries]
 
 ``--gc-tuned``: the garbage-collector settings the ``qeuopt`` command uses (thresholds
 raised while it imports and loads, the heap frozen after loading and before exit), written
 out here in plain Python, to show what they give a plain script.
+
+``--job-libraries``: also import the libraries the whole job needs and the generation does
+not (MLflow, sentence-transformers, Optuna), and use none of them: the floor of any tool
+that does the job with those libraries, so the import cost is not counted as the tool's.
 
 No qeuopt import: this is the floor any tool around the pipeline is compared with.
 ``job.json`` (written by benchmarks/overhead.py) names the model, the init image and
@@ -22,6 +26,11 @@ if GC_TUNED:
 import torch  # noqa: E402 - after the collector is set, as the imports are what it is set for
 from diffusers import StableDiffusionImg2ImgPipeline  # noqa: E402
 from PIL import Image  # noqa: E402
+
+if "--job-libraries" in sys.argv:
+    import mlflow  # noqa: F401
+    import optuna  # noqa: F401
+    import sentence_transformers  # noqa: F401
 
 with open(sys.argv[1]) as file:
     job = json.load(file)
