@@ -37,3 +37,26 @@ def test_dashboards_name_link_sort_and_show_the_grid(workdir):
     folder = workdir / "outputs" / "unit" / f"c{trial.number:03d}"
     with Image.open(folder / "grid.png") as grid:
         assert chart.width == grid.width and chart.height < grid.height  # no header text over it
+
+
+def test_a_trial_note_costs_the_same_however_many_notes_the_study_has(workdir):
+    """optuna-dashboard's save_note reads all of a study's notes to add one (a cost that grows
+    with the study); qeuopt's note is written without reading any, and the dashboard reads it."""
+    import optuna
+    from optuna_dashboard import get_note
+
+    from qeuopt.run.upload import save_trial_note
+
+    study = optuna.create_study(storage=f"sqlite:///{workdir / 'notes.db'}")
+    trials = [study.ask() for _ in range(30)]
+    reads = []
+    original = study._storage.get_study_system_attrs
+    study._storage.get_study_system_attrs = lambda study_id: reads.append(study_id) or original(study_id)
+    long_note = "MLflow run: " + "x" * 5000  # more than one of the dashboard's 2045-character chunks
+    for trial in trials:
+        save_trial_note(trial, long_note if trial.number == 7 else f"note {trial.number}")
+    assert reads == []
+    study._storage.get_study_system_attrs = original
+    assert get_note(trials[3]) == "note 3"
+    assert get_note(trials[7]) == long_note
+    assert get_note(trials[29]) == "note 29"

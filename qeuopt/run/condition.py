@@ -178,8 +178,7 @@ class ConditionRunner:
         attributes ``mlflow_run_id`` and ``mlflow_run_url``, and, where optuna-dashboard is
         installed, a trial note whose Markdown link opens the run (user attributes show as
         plain text there). The note is written with the condition's files, by the
-        writer: optuna-dashboard reads every note of the study to add one, a
-        cost that grows with the study (a process killed before leaves the attributes)."""
+        writer (a process killed before leaves the attributes)."""
 
         def created(run_id: str) -> None:
             url = f"{self.spec.tracking.mlflow_ui.rstrip('/')}/#/experiments/{self.tracker.experiment_id}/runs/{run_id}"
