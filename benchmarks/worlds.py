@@ -115,6 +115,33 @@ def _paired_cell(data: pd.DataFrame, median: pd.DataFrame, budget: int) -> str:
     )
 
 
+def summary(frame: pd.DataFrame) -> list[str]:
+    """Over every (family, budget) cell: how often each strategy's median regret is at most
+    (and strictly under) the best of Optuna's other samplers there, the yardstick the issue
+    sets for auto, applied to every strategy alike; then auto against each sampler alone."""
+    median = frame.groupby(["family", "budget", "strategy"])["regret"].median().unstack("strategy")
+    samplers = [s for s in OPTUNA if s in median.columns]
+    lines = [
+        f"### Every family and budget: {len(median)} cells",
+        "",
+        "| strategy | median <= best other Optuna sampler | strictly lower |",
+        "|---|---:|---:|",
+    ]
+    for strategy in median.columns:
+        rival = median[[s for s in samplers if s != strategy]].min(axis=1)
+        lines.append(
+            f"| {strategy} | {int((median[strategy] <= rival).sum())} | {int((median[strategy] < rival).sum())} |"
+        )
+    if "auto" in median.columns:
+        lines += ["", "| auto against | auto lower | tied | auto higher |", "|---|---:|---:|---:|"]
+        for sampler in samplers:
+            diff = median["auto"] - median[sampler]
+            lines.append(
+                f"| {sampler} | {int((diff < 0).sum())} | {int((diff == 0).sum())} | {int((diff > 0).sum())} |"
+            )
+    return lines + [""]
+
+
 def _blind(world) -> float:
     return world.optimum() - world.grid_mean()
 
@@ -146,6 +173,7 @@ def main(argv=None) -> None:
         print(f"Command: python benchmarks/worlds.py --report {args.report}\n")
         for family in frame["family"].unique():
             print("\n".join(family_report(frame, family, budgets)))
+        print("\n".join(summary(frame)))
         return
     budgets = sorted(int(b) for b in args.budgets.split(","))
     families = [f.strip() for f in args.families.split(",") if f.strip()]
@@ -178,6 +206,7 @@ def main(argv=None) -> None:
     )
     for family in families:
         print("\n".join(family_report(frame, family, budgets)))
+    print("\n".join(summary(frame)))
 
 
 if __name__ == "__main__":
