@@ -5,7 +5,8 @@ import torch
 
 from qeuopt.config.prompt_syntax import chunks, parse_attention, readable, schedule, split_loras, text_at
 from qeuopt.errors import PromptSyntaxError
-from qeuopt.testing.tiny import PROMPT_TEMPLATE, TINY_SD
+from qeuopt.testing.tiny import TINY_SD
+from qeuopt.testing.tokenizer import PROMPT_TEMPLATE
 
 DEMO = PROMPT_TEMPLATE.format(style_a="Hokusai", style_b="Claude Monet")
 

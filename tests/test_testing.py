@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qeuopt.testing import tiny as testing
+from qeuopt.testing import tiny
+from qeuopt.testing import tokenizer as corpus
 from qeuopt.testing.sketch import draw_sketch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def cache(tmp_path_factory):
 def sd_pipe(cache):
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline.from_pretrained(testing.tiny_model_path("sd", cache))
+    pipe = StableDiffusionPipeline.from_pretrained(tiny.tiny_model_path("sd", cache))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -55,11 +56,11 @@ def sd_pipe(cache):
 def clip_model(cache):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(testing.tiny_model_path("clip", cache)))
+    return SentenceTransformer(str(tiny.tiny_model_path("clip", cache)))
 
 
 def demo_prompt(style_a="Hokusai", style_b="Claude Monet"):
-    return testing.PROMPT_TEMPLATE.format(style_a=style_a, style_b=style_b)
+    return corpus.PROMPT_TEMPLATE.format(style_a=style_a, style_b=style_b)
 
 
 def generators():
@@ -81,25 +82,25 @@ def folder_digest(folder: Path) -> dict[str, str]:
 
 def test_cache_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("QEUOPT_CACHE", str(tmp_path))
-    assert testing.cache_dir() == tmp_path
+    assert tiny.cache_dir() == tmp_path
     monkeypatch.delenv("QEUOPT_CACHE")
-    assert testing.cache_dir() == Path.home() / ".cache" / "qeuopt"
+    assert tiny.cache_dir() == Path.home() / ".cache" / "qeuopt"
 
 
 def test_refs_resolve_to_built_folders(monkeypatch, cache):
     monkeypatch.setenv("QEUOPT_CACHE", str(cache))
-    assert testing.is_tiny(testing.TINY_SD) and testing.is_tiny(testing.TINY_CLIP)
-    assert not testing.is_tiny("stable-diffusion-v1-5/stable-diffusion-v1-5")
-    assert testing.resolve_model("clip-ViT-L-14") == "clip-ViT-L-14"
-    resolved = Path(testing.resolve_model(testing.TINY_SD))
+    assert tiny.is_tiny(tiny.TINY_SD) and tiny.is_tiny(tiny.TINY_CLIP)
+    assert not tiny.is_tiny("stable-diffusion-v1-5/stable-diffusion-v1-5")
+    assert tiny.resolve_model("clip-ViT-L-14") == "clip-ViT-L-14"
+    resolved = Path(tiny.resolve_model(tiny.TINY_SD))
     assert resolved.parent == cache and (resolved / "model_index.json").is_file()
-    assert (Path(testing.resolve_model(testing.TINY_CLIP)) / "modules.json").is_file()
+    assert (Path(tiny.resolve_model(tiny.TINY_CLIP)) / "modules.json").is_file()
 
 
 def test_unknown_tiny_kind_is_rejected_with_the_allowed_kinds(cache):
     with pytest.raises(ValueError, match="sd"):
-        testing.resolve_model("qeuopt-tiny:sdxl")
-    assert not testing.is_tiny("qeuopt-tiny:sdxl")
+        tiny.resolve_model("qeuopt-tiny:sdxl")
+    assert not tiny.is_tiny("qeuopt-tiny:sdxl")
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -107,14 +108,14 @@ def test_unknown_tiny_kind_is_rejected_with_the_allowed_kinds(cache):
 
 def test_demo_prompts_stay_well_under_77_tokens(sd_pipe):
     tokenizer = sd_pipe.tokenizer
-    longest = max(len(tokenizer(demo_prompt(a, b)).input_ids) for a, b in itertools.permutations(testing.ARTISTS, 2))
+    longest = max(len(tokenizer(demo_prompt(a, b)).input_ids) for a, b in itertools.permutations(corpus.ARTISTS, 2))
     assert longest <= 50
-    assert len(tokenizer(testing.NEGATIVE_PROMPT).input_ids) <= 20
+    assert len(tokenizer(corpus.NEGATIVE_PROMPT).input_ids) <= 20
 
 
 def test_corpus_words_are_single_tokens_and_other_text_still_tokenizes(sd_pipe):
     tokenizer = sd_pipe.tokenizer
-    for artist in testing.ARTISTS:
+    for artist in corpus.ARTISTS:
         for word in artist.replace("-", " ").split():
             assert tokenizer.tokenize(word) == [word.lower() + "</w>"]
     ids = tokenizer("Zebra über café!").input_ids
@@ -123,8 +124,8 @@ def test_corpus_words_are_single_tokens_and_other_text_still_tokenizes(sd_pipe):
 
 
 def test_sd_and_clip_share_the_tokenizer_files(cache):
-    sd_files = testing.tiny_model_path("sd", cache) / "tokenizer"
-    clip_files = testing.tiny_model_path("clip", cache) / "0_CLIPModel"
+    sd_files = tiny.tiny_model_path("sd", cache) / "tokenizer"
+    clip_files = tiny.tiny_model_path("clip", cache) / "0_CLIPModel"
     for name in ("vocab.json", "merges.txt", "tokenizer.json"):
         assert (sd_files / name).read_bytes() == (clip_files / name).read_bytes()
 
@@ -133,9 +134,7 @@ def test_sd_and_clip_share_the_tokenizer_files(cache):
 
 
 def test_txt2img_grid_matches_single_images(sd_pipe):
-    kwargs = dict(
-        negative_prompt=testing.NEGATIVE_PROMPT, height=64, width=64, num_inference_steps=10, output_type="np"
-    )
+    kwargs = dict(negative_prompt=corpus.NEGATIVE_PROMPT, height=64, width=64, num_inference_steps=10, output_type="np")
     grid = sd_pipe(demo_prompt(), num_images_per_prompt=6, generator=generators(), **kwargs)
     assert grid.images.shape == (6, 64, 64, 3)
     assert grid.images.std() > 0.01  # noise, not a constant image
@@ -187,13 +186,13 @@ def test_clip_truncates_long_prompts_instead_of_failing(clip_model):
 
 def test_two_builds_are_byte_identical(cache, tmp_path):
     for kind in ("sd", "clip"):
-        first = folder_digest(testing.tiny_model_path(kind, cache))
-        assert first == folder_digest(testing.tiny_model_path(kind, tmp_path))
+        first = folder_digest(tiny.tiny_model_path(kind, cache))
+        assert first == folder_digest(tiny.tiny_model_path(kind, tmp_path))
 
 
 def test_build_leaves_no_temp_dirs(cache):
-    testing.tiny_model_path("sd", cache)
-    testing.tiny_model_path("clip", cache)
+    tiny.tiny_model_path("sd", cache)
+    tiny.tiny_model_path("clip", cache)
     assert not [p.name for p in cache.iterdir() if p.name.startswith(".")]
 
 
@@ -203,7 +202,7 @@ def test_failed_build_leaves_nothing(tmp_path):
         raise RuntimeError("killed mid-build")
 
     with pytest.raises(RuntimeError):
-        testing._build_atomically(tmp_path / "tiny-sd-v1", crash)
+        tiny._build_atomically(tmp_path / "tiny-sd-v1", crash)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -215,7 +214,7 @@ def test_losing_a_build_race_uses_the_winners_folder(tmp_path):
         target.mkdir()
         (target / "theirs.txt").write_text("theirs")
 
-    testing._build_atomically(target, other_builder_finishes_first)
+    tiny._build_atomically(target, other_builder_finishes_first)
     assert [p.name for p in tmp_path.iterdir()] == ["tiny-sd-v1"]
     assert [p.name for p in target.iterdir()] == ["theirs.txt"]
 
@@ -225,13 +224,13 @@ def test_stale_temp_dirs_are_swept_and_live_ones_kept(tmp_path):
     stale.mkdir()
     live.mkdir()
     os.utime(stale, (time.time() - 7200,) * 2)
-    testing._build_atomically(tmp_path / "tiny-sd-v1", lambda folder: None)
+    tiny._build_atomically(tmp_path / "tiny-sd-v1", lambda folder: None)
     assert not stale.exists() and live.exists() and (tmp_path / "tiny-sd-v1").is_dir()
 
 
 @pytest.mark.slow
 def test_concurrent_builders_do_not_collide(tmp_path):
-    script = "import sys; from qeuopt.testing import tiny as testing; print(testing.tiny_model_path('sd', sys.argv[1]))"
+    script = "import sys; from qeuopt.testing import tiny; print(tiny.tiny_model_path('sd', sys.argv[1]))"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     procs = [
         subprocess.Popen(
