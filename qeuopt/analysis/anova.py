@@ -1,6 +1,8 @@
-"""ANOVA of a Taguchi analysis: factor sums of squares over every observation, pooling
-into error when the design leaves none, contribution ratios, and the half-width of the
-additive prediction's interval. Formulas: DESIGN.md; used by :mod:`qeuopt.analysis.effects`."""
+"""ANOVA of main effects, two ways with the same columns: the Taguchi ANOVA of a balanced
+design (factor sums of squares over every observation, pooling into error when the design
+leaves none, contribution ratios, the half-width of the additive prediction's interval;
+used by :mod:`qeuopt.analysis.effects`) and a least-squares (type II) ANOVA for data that
+are not balanced."""
 
 from __future__ import annotations
 
@@ -57,28 +59,7 @@ def anova_table(data: pd.DataFrame, names: list[str], response: str, pool) -> pd
     error_ms = error_ss / error_dof if error_dof > 0 else math.nan
     rows = [_anova_row(f, *sums[f], f in pooled, error_ms, ss_total) for f in names]
     explained = sum(r["contribution_pct"] for r in rows if not r["pooled"])
-    rows.append(
-        dict(
-            source="error",
-            dof=error_dof,
-            ss=error_ss,
-            ms=error_ms,
-            f=math.nan,
-            contribution_pct=100.0 - explained if ss_total > 0 else math.nan,
-            pooled=False,
-        )
-    )
-    rows.append(
-        dict(
-            source="total",
-            dof=len(y) - 1,
-            ss=ss_total,
-            ms=math.nan,
-            f=math.nan,
-            contribution_pct=100.0 if ss_total > 0 else math.nan,
-            pooled=False,
-        )
-    )
+    rows += closing_rows(error_dof, error_ss, error_ms, explained, len(y) - 1, ss_total)
     return pd.DataFrame(rows)
 
 
@@ -99,3 +80,73 @@ def prediction_half_width(anova: pd.DataFrame, used: list[str], observations: in
     effective_n = observations / (1 + used_dof)
     f_value = stats.f.ppf(confidence, 1, int(error["dof"]))
     return math.sqrt(f_value * error["ms"] / effective_n)
+
+
+def closing_rows(error_dof: int, error_ss: float, error_ms: float, explained: float, total_dof: int, ss_total: float):
+    """The error row (it takes the contribution the factors leave, so the column sums to
+    100) and the total row; contributions are NaN when the response does not vary."""
+    varies = ss_total > 0
+    nan = math.nan
+    return [
+        dict(
+            source="error",
+            dof=error_dof,
+            ss=error_ss,
+            ms=error_ms,
+            f=nan,
+            contribution_pct=100.0 - explained if varies else nan,
+            pooled=False,
+        ),
+        dict(
+            source="total",
+            dof=total_dof,
+            ss=ss_total,
+            ms=nan,
+            f=nan,
+            contribution_pct=100.0 if varies else nan,
+            pooled=False,
+        ),
+    ]
+
+
+def least_squares_anova(data: pd.DataFrame, factors: list[str], response: str) -> pd.DataFrame:
+    """Type II ANOVA of main effects by least squares, for data that are not balanced.
+
+    A factor's sum of squares is what the residual grows by when it leaves the model of all
+    main effects, its dof the rank it adds (a factor confounded with others adds less).
+    Same columns as the Taguchi ANOVA; rho % = (SS - dof V_e) / SS_T, the error row the rest.
+    """
+    y = data[response].to_numpy(float)
+    blocks = {f: pd.get_dummies(data[f].map(repr), drop_first=True).to_numpy(float) for f in factors}
+    full_rss, full_rank = _residual(y, list(blocks.values()))
+    error_dof = len(y) - full_rank
+    error_ms = full_rss / error_dof if error_dof > 0 else float("nan")
+    ve = 0.0 if np.isnan(error_ms) else error_ms
+    total = float(((y - y.mean()) ** 2).sum())
+    rows = []
+    for factor in factors:
+        rss, rank = _residual(y, [b for f, b in blocks.items() if f != factor])
+        dof = full_rank - rank
+        ss = max(rss - full_rss, 0.0) if dof else 0.0  # dof 0: only rounding is left
+        ms = ss / dof if dof else float("nan")
+        rows.append(
+            dict(
+                source=factor,
+                dof=dof,
+                ss=ss,
+                ms=ms,
+                f=ms / error_ms if error_ms > 0 else float("nan"),
+                contribution_pct=(ss - dof * ve) / total * 100 if total > 0 else float("nan"),
+                pooled=False,
+            )
+        )
+    explained = sum(r["contribution_pct"] for r in rows)
+    rows += closing_rows(error_dof, full_rss, error_ms, explained, len(y) - 1, total)
+    return pd.DataFrame(rows)
+
+
+def _residual(y: np.ndarray, blocks: list[np.ndarray]) -> tuple[float, int]:
+    """Residual sum of squares and rank of the least-squares fit of y on 1 + blocks."""
+    X = np.column_stack([np.ones(len(y)), *blocks])
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return float(((y - X @ coef) ** 2).sum()), int(np.linalg.matrix_rank(X))

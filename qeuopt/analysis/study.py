@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qeuopt.analysis.anova import least_squares_anova
 from qeuopt.analysis.observations import (
     CLIP_RESPONSE,
     RATING_RESPONSES,
@@ -93,70 +94,6 @@ def is_balanced(conditions: pd.DataFrame, levels: Mapping[str, list]) -> bool:
             if pairs.get((la, lb), 0) * total != counts[a][la] * counts[b][lb]:
                 return False
     return True
-
-
-def least_squares_anova(data: pd.DataFrame, factors: list[str], response: str) -> pd.DataFrame:
-    """Type II ANOVA of main effects by least squares, for data that are not balanced.
-
-    A factor's sum of squares is what the residual grows by when it leaves the model of all
-    main effects, its dof the rank it adds (a factor confounded with others adds less).
-    Same columns as the Taguchi ANOVA; rho % = (SS - dof V_e) / SS_T, the error row the rest.
-    """
-    y = data[response].to_numpy(float)
-    blocks = {f: pd.get_dummies(data[f].map(repr), drop_first=True).to_numpy(float) for f in factors}
-    full_rss, full_rank = _residual(y, list(blocks.values()))
-    error_dof = len(y) - full_rank
-    error_ms = full_rss / error_dof if error_dof > 0 else float("nan")
-    ve = 0.0 if np.isnan(error_ms) else error_ms
-    total = float(((y - y.mean()) ** 2).sum())
-    rows = []
-    for factor in factors:
-        rss, rank = _residual(y, [b for f, b in blocks.items() if f != factor])
-        dof = full_rank - rank
-        ss = max(rss - full_rss, 0.0) if dof else 0.0  # dof 0: only rounding is left
-        ms = ss / dof if dof else float("nan")
-        rows.append(
-            dict(
-                source=factor,
-                dof=dof,
-                ss=ss,
-                ms=ms,
-                f=ms / error_ms if error_ms > 0 else float("nan"),
-                contribution_pct=(ss - dof * ve) / total * 100 if total > 0 else float("nan"),
-                pooled=False,
-            )
-        )
-    explained = sum(r["contribution_pct"] for r in rows)
-    rows.append(
-        dict(
-            source="error",
-            dof=error_dof,
-            ss=full_rss,
-            ms=error_ms,
-            f=float("nan"),
-            contribution_pct=100.0 - explained,
-            pooled=False,
-        )
-    )
-    rows.append(
-        dict(
-            source="total",
-            dof=len(y) - 1,
-            ss=total,
-            ms=float("nan"),
-            f=float("nan"),
-            contribution_pct=100.0,
-            pooled=False,
-        )
-    )
-    return pd.DataFrame(rows)
-
-
-def _residual(y: np.ndarray, blocks: list[np.ndarray]) -> tuple[float, int]:
-    """Residual sum of squares and rank of the least-squares fit of y on 1 + blocks."""
-    X = np.column_stack([np.ones(len(y)), *blocks])
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    return float(((y - X @ coef) ** 2).sum()), int(np.linalg.matrix_rank(X))
 
 
 def analyze_study(
