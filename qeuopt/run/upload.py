@@ -23,7 +23,8 @@ def save_trial_note(trial, body: str) -> None:
 
     optuna-dashboard keeps trial notes as *study* attributes, and its ``save_note`` reads
     every one of them (twice) to find the next version: a cost per condition that grows
-    with the study (135 ms of CPU at the 1000th trial on SQLite, more over a network).
+    with the study (135 ms of CPU at the 1000th trial on SQLite; with PostgreSQL every
+    read also crosses the network).
     qeuopt writes each trial's note once, so it is version 1, written with the keys and
     chunking of optuna-dashboard's own note module (body first, so a reader never sees a
     version without its text); where that module's layout has changed, its public
