@@ -97,15 +97,14 @@ def command(variant: str, study: Path, job: Path) -> list[str]:
         return [sys.executable, "-m", "qeuopt", "run", str(study), "--quiet"] + (
             ["--no-report"] if variant == "qeuopt no report" else []
         )
-    script = {
-        "user script": "user_script.py",
-        "generate only": "generate_only.py",
-        "generate only, gc tuned": "generate_only.py",
-        "generate only + job imports": "generate_only.py",
-        "notebook loop": "notebook_loop.py",
+    script, *flags = {  # each plain variant: its script in benchmarks/plain and its flags
+        "user script": ["user_script.py"],
+        "generate only": ["generate_only.py"],
+        "generate only, gc tuned": ["generate_only.py", "--gc-tuned"],
+        "generate only + job imports": ["generate_only.py", "--job-libraries"],
+        "notebook loop": ["notebook_loop.py"],
     }[variant]
-    flags = {"generate only, gc tuned": ["--gc-tuned"], "generate only + job imports": ["--job-libraries"]}
-    return [sys.executable, str(PLAIN / script), str(job), *flags.get(variant, [])]
+    return [sys.executable, str(PLAIN / script), str(job), *flags]
 
 
 def prepare_databases(variant: str, folder: Path, env: dict) -> None:
