@@ -33,3 +33,15 @@ def test_demo_study_runs_end_to_end(workdir, capsys):
 
     assert main(["run", str(workdir / "demo.toml"), "--quiet"]) == 0
     assert "0 condition(s) generated this run, 9 complete" in capsys.readouterr().out
+
+    # the bar for recommendations: a top-5 list on the demo names at least three
+    # artist pairs, and every line carries its interval and its support
+    assert main(["recommend", str(workdir / "demo.toml"), "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "90% interval" in out and "support k: each level" in out
+    from qeuopt.recommend.export import ranked_settings
+
+    ranked, _ = ranked_settings(Study.from_file(workdir / "demo.toml"), top=5)
+    assert len(ranked) == 5 and ranked[["style_a", "style_b"]].drop_duplicates().shape[0] >= 3
+    assert (ranked["lower"] <= ranked["predicted"]).all() and (ranked["predicted"] <= ranked["upper"]).all()
+    assert (ranked["support"] == 3).all()  # an L9: each level was in three observed conditions
