@@ -64,6 +64,8 @@ def anova_table(data: pd.DataFrame, names: list[str], response: str, pool) -> pd
 
 
 def _anova_row(factor: str, dof: int, ss: float, pooled: bool, error_ms: float, ss_total: float) -> dict:
+    """One factor's row of either ANOVA. A perfect fit (error mean square 0) gives F = inf
+    for a factor that moves the response and NaN for one that does not."""
     ms = ss / dof if dof > 0 else math.nan
     error_for_rho = 0.0 if math.isnan(error_ms) else error_ms
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -121,25 +123,13 @@ def least_squares_anova(data: pd.DataFrame, factors: list[str], response: str) -
     full_rss, full_rank = _residual(y, list(blocks.values()))
     error_dof = len(y) - full_rank
     error_ms = full_rss / error_dof if error_dof > 0 else float("nan")
-    ve = 0.0 if np.isnan(error_ms) else error_ms
     total = float(((y - y.mean()) ** 2).sum())
     rows = []
     for factor in factors:
         rss, rank = _residual(y, [b for f, b in blocks.items() if f != factor])
         dof = full_rank - rank
         ss = max(rss - full_rss, 0.0) if dof else 0.0  # dof 0: only rounding is left
-        ms = ss / dof if dof else float("nan")
-        rows.append(
-            dict(
-                source=factor,
-                dof=dof,
-                ss=ss,
-                ms=ms,
-                f=ms / error_ms if error_ms > 0 else float("nan"),
-                contribution_pct=(ss - dof * ve) / total * 100 if total > 0 else float("nan"),
-                pooled=False,
-            )
-        )
+        rows.append(_anova_row(factor, dof, ss, False, error_ms, total))
     explained = sum(r["contribution_pct"] for r in rows)
     rows += closing_rows(error_dof, full_rss, error_ms, explained, len(y) - 1, total)
     return pd.DataFrame(rows)
