@@ -13,7 +13,9 @@
     ├── StoreError           a database or tracking server failed (URI shown, password masked)
     └── NotFittedError       a model was used before ``fit`` (scikit-learn compatible)
 
-Messages name the field in backticks, what is allowed and what was given.
+Messages name the field in backticks, what is allowed and what was given. Errors from
+outside the tree are read through their chain of causes (:func:`causes`):
+:func:`failure_message` turns a failing disk or store into the one line the command prints.
 """
 
 from __future__ import annotations
@@ -84,3 +86,35 @@ def __getattr__(name: str):
 
 class PromptSyntaxError(InputError):
     """A prompt uses A1111 syntax that qeuopt cannot run as A1111 would (validation reports it)."""
+
+
+# the modules whose errors are a failing store, not a bug: one line, not a traceback
+STORE_ERRORS = ("sqlite3", "sqlalchemy", "mlflow", "optuna.exceptions", "optuna.storages")
+
+
+def causes(error: BaseException | None) -> list[BaseException]:
+    """``error`` and what it was raised from or during, outermost first (cycles cut)."""
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
+def interrupted(error: BaseException) -> bool:
+    """Ctrl-C somewhere in the chain (inside Optuna's bookkeeping it surfaces as another error)."""
+    return any(isinstance(e, KeyboardInterrupt) for e in causes(error))
+
+
+def failure_message(error: BaseException) -> str | None:
+    """One line for a failure of the machine rather than of qeuopt (a full disk, a read-only
+    database, a store that went away), found anywhere in the chain of causes; None otherwise."""
+    for seen in causes(error):
+        if isinstance(seen, OSError) and (seen.strerror or seen.filename):
+            where = f": {seen.filename}" if seen.filename else ""
+            return f"{seen.strerror or type(seen).__name__}{where}"
+        if type(seen).__module__.startswith(STORE_ERRORS):
+            first = (str(seen).strip().splitlines() or [type(seen).__name__])[0][:300]
+            return f"a database or tracking store failed ({type(seen).__name__}): {first}"
+    return None

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from qeuopt.cli.main import build_parser, failure_message
-from qeuopt.errors import StudyError
+from qeuopt.cli.main import build_parser
+from qeuopt.errors import StudyError, failure_message
 from qeuopt.ratings.preferences import PreferenceStore
 from qeuopt.run.fingerprint import ATTR, start_over
 from qeuopt.testing.fake import FakeGenerator, FakeScorer

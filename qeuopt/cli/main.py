@@ -11,7 +11,7 @@ from pathlib import Path
 from qeuopt.cli.analysis import add_analysis_commands
 from qeuopt.cli.ratings import add_rating_commands
 from qeuopt.cli.ui import cmd_ui
-from qeuopt.errors import InputError, QeuoptError, StudyError
+from qeuopt.errors import InputError, QeuoptError, StudyError, failure_message, interrupted
 from qeuopt.heap import defer_collection, freeze_before_exit
 
 DEMO_STUDY = "demo_tiny_l9.toml"
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         print("qeuopt: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - a failing disk or database: one line, not a traceback
-        if _interrupted(err):  # Ctrl-C inside Optuna's bookkeeping surfaces as another error
+        if interrupted(err):  # Ctrl-C inside Optuna's bookkeeping surfaces as another error
             print("qeuopt: interrupted; run the same command again to resume", file=sys.stderr)
             return 130
         message = failure_message(err)
@@ -285,32 +285,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"qeuopt: {message}; run the same command again to resume once it is fixed", file=sys.stderr)
         return 1
-
-
-STORE_ERRORS = ("sqlite3", "sqlalchemy", "mlflow", "optuna.exceptions", "optuna.storages")
-
-
-def _causes(err: BaseException):
-    while err is not None:
-        yield err
-        err = err.__cause__ or err.__context__
-
-
-def _interrupted(err: BaseException) -> bool:
-    return any(isinstance(e, KeyboardInterrupt) for e in _causes(err))
-
-
-def failure_message(err: BaseException) -> str | None:
-    """One line for a failure of the machine rather than of qeuopt (a full disk, a read-only
-    database, a store that went away), found anywhere in the chain of causes; None otherwise."""
-    for seen in _causes(err):
-        if isinstance(seen, OSError) and (seen.strerror or seen.filename):
-            where = f": {seen.filename}" if seen.filename else ""
-            return f"{seen.strerror or type(seen).__name__}{where}"
-        if type(seen).__module__.startswith(STORE_ERRORS):
-            first = (str(seen).strip().splitlines() or [type(seen).__name__])[0][:300]
-            return f"a database or tracking store failed ({type(seen).__name__}): {first}"
-    return None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ A hub id or a local path passes through unchanged. ``qeuopt-tiny:sd`` and
 
 from __future__ import annotations
 
+from qeuopt.errors import causes
+
 TINY_PREFIX = "qeuopt-tiny:"
 
 
@@ -44,7 +46,7 @@ def _hub_reason(repo_id: str, error: BaseException) -> str:
     from huggingface_hub import constants
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-    chain = _causes(error)
+    chain = causes(error)
     cache = constants.HF_HUB_CACHE
     if any(isinstance(e, GatedRepoError) for e in chain):
         return (
@@ -68,15 +70,6 @@ def _hub_reason(repo_id: str, error: BaseException) -> str:
             f"connection, or download it elsewhere (`hf download {repo_id}`) and copy the cache"
         )
     return _first_line(error)
-
-
-def _causes(error: BaseException) -> list[BaseException]:
-    chain, seen = [], set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        chain.append(error)
-        error = error.__cause__ or error.__context__
-    return chain
 
 
 def _first_line(error: BaseException) -> str:
