@@ -38,18 +38,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qeuopt.design.balanced import spread_rows
 from qeuopt.errors import EvaluationError, InputError, NoDataError
 from qeuopt.levels import duplicate_levels, find_level, full_grid, grid_rows
 
 STRATEGIES = ("auto", "oa", "tpe", "gp", "random", "full")
 SAMPLERS = ("tpe", "gp", "random")
 RECOMMENDERS = ("auto", "model", "best")
-# Share of the budget for round 1, then for each later round. Measured on 100 synthetic
-# problems (benchmarks/efficiency.py shape): first 0.5 beat 0.33, 0.75 and 1.0 at budgets
-# 18-72 (tied at 9); later 1/8 vs 1/16 and 1/4 was within noise.
-FIRST_ROUND_SHARE = 0.5
-LATER_ROUND_SHARE = 0.125
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +108,9 @@ def optimize(
 
         run_adaptive(runner, budget, np.random.default_rng(seed))
     else:
-        _run_rounds(runner, budget, np.random.default_rng(seed))
+        from qeuopt.run.adaptive import run_oa_rounds
+
+        run_oa_rounds(runner, budget, np.random.default_rng(seed))
     use_model = recommend == "model" or (recommend == "auto" and resolved not in SAMPLERS)
     if use_model and resolved == "auto":
         from qeuopt.run.adaptive import measured_pick
@@ -281,28 +277,3 @@ class _Runner:
             self.sign * float(predicted[best]),
             model,
         )
-
-
-# ------------------------------------------------------------------------ oa rounds
-def _run_rounds(runner: _Runner, budget: int, rng: np.random.Generator) -> None:
-    """Round 1: an array; then Thompson-sampling rounds until the budget is spent."""
-    first = max(1, min(budget, math.ceil(budget * FIRST_ROUND_SHARE)))
-    round_number = 1
-    if len(runner.records) < first:
-        rows = spread_rows(runner.levels, first, rng)
-        runner.run_rows(rows[len(runner.records) :], round_number)
-    while len(runner.records) < budget:
-        round_number += 1
-        size = min(budget - len(runner.records), max(1, math.ceil(budget * LATER_ROUND_SHARE)))
-        runner.run_rows(_thompson_rows(runner, size, rng), round_number)
-
-
-def _thompson_rows(runner: _Runner, size: int, rng: np.random.Generator) -> list[dict]:
-    """The argmax settings of posterior draws of the model, distinct, up to ``size``."""
-
-    model = runner.fit_model(int(rng.integers(2**31)))
-    candidates = full_grid(runner.levels, random_state=int(rng.integers(2**31)))
-    draws = model.sample_predictions(candidates, n_draws=4 * size, random_state=rng)
-    picks = list(dict.fromkeys(np.argmax(draws, axis=1).tolist()))[:size]
-    names = list(runner.levels)
-    return [dict(zip(names, candidates.iloc[i])) for i in picks]
