@@ -1,4 +1,5 @@
-"""The ``auto`` strategy of :func:`qeuopt.optimize`: a design, then rounds the evidence supports.
+"""The rounds of :func:`qeuopt.optimize`'s ``auto`` strategy (a design, then rounds the evidence
+supports) and of its ``oa`` strategy (:func:`run_oa_rounds`).
 
 1. Round 1 is a balanced design (an orthogonal array where one fits) with enough runs to
    read every main effect once (``1 + sum(levels - 1)``, the saturated size), capped at
