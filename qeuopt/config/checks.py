@@ -1,6 +1,6 @@
 """Checks of a study that need nothing but the study itself: numbers finite and within
 bounds, names safe as paths and keys, template syntax, paths that stay inside the working
-folder, an init image that decodes.
+folder, an init image that decodes, the speed settings (threads, offload, PNG compression).
 
 Each function returns a list of problems (field in backticks, what is allowed, what was
 given); :mod:`qeuopt.config.load` collects them all into one ``StudyError``.
@@ -266,3 +266,29 @@ def _rendered_lora_tags(spec: StudySpec):
     for name in spec.prompt.placeholders:
         tags += [t for level in levels.get(name, ()) if isinstance(level, str) for t in find_loras(level)]
     return tags
+
+
+OFFLOADS = ("none", "model", "sequential")
+
+
+def speed_problems(spec: StudySpec) -> list[str]:
+    """The thread count, the low-VRAM offload switch and the PNG compression level."""
+    gen, problems = spec.generation, []
+    level = spec.tracking.png_compression
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
+        problems.append(
+            f"`tracking.png_compression`: an integer 0-9 is allowed (zlib level; 0 stores, 9 packs tightest); "
+            f"given {level!r}"
+        )
+    if isinstance(gen.threads, bool) or not isinstance(gen.threads, int) or gen.threads < 0:
+        problems.append(
+            f"`generation.threads`: an integer >= 0 is allowed (0: chosen for the machine); given {gen.threads!r}"
+        )
+    if gen.offload not in OFFLOADS:
+        problems.append(f"`generation.offload`: allowed: {', '.join(OFFLOADS)}; given {gen.offload!r}")
+    elif gen.offload != "none" and gen.device in ("cpu", "mps"):
+        problems.append(
+            f"`generation.offload`: {gen.offload!r} moves weights between the CPU and a CUDA GPU; "
+            f"the device is {gen.device!r}"
+        )
+    return problems

@@ -18,6 +18,7 @@ from qeuopt.config.checks import (
     image_problems,
     input_problems,
     prompt_language_problems,
+    speed_problems,
     template_problems,
 )
 from qeuopt.config.schedulers import SCHEDULER_NAMES
@@ -174,33 +175,7 @@ def check_spec(spec: StudySpec) -> list[str]:
     problems += input_problems(spec)
     problems += _check_design(spec)
     problems += _check_generation(spec)
-    problems += _check_speed(spec)
-    return problems
-
-
-OFFLOADS = ("none", "model", "sequential")
-
-
-def _check_speed(spec: StudySpec) -> list[str]:
-    """The thread count, the low-VRAM offload switch and the PNG compression level."""
-    gen, problems = spec.generation, []
-    level = spec.tracking.png_compression
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
-        problems.append(
-            f"`tracking.png_compression`: an integer 0-9 is allowed (zlib level; 0 stores, 9 packs tightest); "
-            f"given {level!r}"
-        )
-    if isinstance(gen.threads, bool) or not isinstance(gen.threads, int) or gen.threads < 0:
-        problems.append(
-            f"`generation.threads`: an integer >= 0 is allowed (0: chosen for the machine); given {gen.threads!r}"
-        )
-    if gen.offload not in OFFLOADS:
-        problems.append(f"`generation.offload`: allowed: {', '.join(OFFLOADS)}; given {gen.offload!r}")
-    elif gen.offload != "none" and gen.device in ("cpu", "mps"):
-        problems.append(
-            f"`generation.offload`: {gen.offload!r} moves weights between the CPU and a CUDA GPU; "
-            f"the device is {gen.device!r}"
-        )
+    problems += speed_problems(spec)
     return problems
 
 
