@@ -138,5 +138,5 @@ def least_squares_anova(data: pd.DataFrame, factors: list[str], response: str) -
 def _residual(y: np.ndarray, blocks: list[np.ndarray]) -> tuple[float, int]:
     """Residual sum of squares and rank of the least-squares fit of y on 1 + blocks."""
     X = np.column_stack([np.ones(len(y)), *blocks])
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    return float(((y - X @ coef) ** 2).sum()), int(np.linalg.matrix_rank(X))
+    coef, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)  # its rank: the same cut-off as matrix_rank's
+    return float(((y - X @ coef) ** 2).sum()), int(rank)
