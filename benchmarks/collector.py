@@ -6,8 +6,8 @@ Runs ``qeuopt run --no-report`` of the demo study (tiny model) in a fresh folder
 fresh process, in two modes, alternated: ``default`` (the heap settings made no-ops, so
 the collector runs as in any Python program) and ``qeuopt`` (the command as shipped).
 ``gc.callbacks`` time every collection in the process; the collections at exit are the
-process's CPU (``getrusage`` of the child, as ``overhead.py`` measures it) minus its CPU when its last ``atexit`` handler
-ran. Printed per mode: full (generation 2) collections, their CPU, the young ones' CPU,
+process's CPU (``getrusage`` of the child, as ``overhead.py`` measures it) minus its CPU
+when its last ``atexit`` handler ran. Printed per mode: full (generation 2) collections, their CPU, the young ones' CPU,
 the exit's CPU and the whole process's CPU, median over rounds.
 """
 

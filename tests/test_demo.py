@@ -26,7 +26,8 @@ def test_demo_study_runs_end_to_end(workdir, capsys):
 
     from qeuopt.run.study import Study
 
-    runs = Study.from_file(workdir / "demo.toml").runs()
+    study = Study.from_file(workdir / "demo.toml")
+    runs = study.runs()
     assert len(runs) == 9 and runs["metrics.clip_mean"].between(-1, 1).all()
     assert set(runs["params.factor.strength"]) == {"0.35", "0.45", "0.75"}
     assert len(list((workdir / "outputs" / "demo_tiny_l9").glob("c*/0*_seed*.png"))) == 18
@@ -41,7 +42,7 @@ def test_demo_study_runs_end_to_end(workdir, capsys):
     assert "90% interval" in out and "support k: each level" in out
     from qeuopt.recommend.export import ranked_settings
 
-    ranked, _ = ranked_settings(Study.from_file(workdir / "demo.toml"), top=5)
+    ranked, _ = ranked_settings(study, top=5)
     assert len(ranked) == 5 and ranked[["style_a", "style_b"]].drop_duplicates().shape[0] >= 3
     assert (ranked["lower"] <= ranked["predicted"]).all() and (ranked["predicted"] <= ranked["upper"]).all()
     assert (ranked["support"] == 3).all()  # an L9: each level was in three observed conditions
